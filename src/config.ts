@@ -1,0 +1,146 @@
+import { z } from 'zod';
+
+/** Everything the service reads from its environment, parsed once at start. */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly shutdownGraceMs: number;
+  readonly session: SessionLimits;
+  /** Absent: the embedded in-memory store. */
+  readonly redis: RedisConfig | undefined;
+  readonly memoryMaxBytes: number;
+}
+
+export interface SessionLimits {
+  readonly defaultTtlSeconds: number;
+  readonly maxTtlSeconds: number;
+  readonly maxLifetimeMs: number;
+  readonly maxBytes: number;
+  readonly maxAttributes: number;
+}
+
+export interface RedisConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly database: number;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: boolean;
+  readonly keyPrefix: string;
+  readonly commandTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `900s`, `15m`, `1h`, `250ms` or a bare number of seconds into milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) return undefined;
+  const amount = Number(match[1]);
+  const unit = UNIT_MS[match[2] ?? 's'] ?? 1000;
+  const ms = amount * unit;
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+const duration = (minMs: number) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < minMs) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration of at least ${minMs} ms such as 900s, 15m or 1h`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'expected a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const ENV = z.object({
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: integer(0, 65535).default(6027),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SHUTDOWN_GRACE: duration(0).default(10_000),
+  SESSION_TTL: duration(1000).default(15 * 60_000),
+  SESSION_MAX_TTL: duration(1000).default(24 * 3_600_000),
+  SESSION_MAX_LIFETIME: duration(1000).default(24 * 3_600_000),
+  SESSION_MAX_BYTES: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  SESSION_MAX_ATTRIBUTES: integer(1, 100_000).default(1000),
+  MEMORY_MAX_BYTES: integer(1024 * 1024, Number.MAX_SAFE_INTEGER).default(256 * 1024 * 1024),
+  REDIS_HOST: z.string().min(1).optional(),
+  REDIS_PORT: integer(1, 65535).default(6379),
+  REDIS_DATABASE: integer(0, 15).default(5),
+  REDIS_USERNAME: z.string().min(1).optional(),
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  REDIS_TLS: flag.default(false),
+  REDIS_KEY_PREFIX: z.string().max(64).default('sessionmanager:'),
+  REDIS_COMMAND_TIMEOUT: duration(1).default(1000),
+  REDIS_CONNECT_TIMEOUT: duration(1).default(2000),
+});
+
+type Env = Record<string, string | undefined>;
+
+/** Builds the Config from an environment; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  // An empty variable means "not set", as in most twelve-factor services.
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([name, value]) => name in ENV.shape && value !== ''),
+  );
+  const parsed = ENV.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}=${JSON.stringify(env[name])}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  const session: SessionLimits = {
+    defaultTtlSeconds: Math.ceil(e.SESSION_TTL / 1000),
+    maxTtlSeconds: Math.floor(e.SESSION_MAX_TTL / 1000),
+    maxLifetimeMs: e.SESSION_MAX_LIFETIME,
+    maxBytes: e.SESSION_MAX_BYTES,
+    maxAttributes: e.SESSION_MAX_ATTRIBUTES,
+  };
+  if (session.defaultTtlSeconds > session.maxTtlSeconds) {
+    throw new ConfigError(
+      `invalid configuration:\n  SESSION_TTL=${JSON.stringify(env.SESSION_TTL)}: must not exceed SESSION_MAX_TTL (${session.maxTtlSeconds}s)`,
+    );
+  }
+  const redis: RedisConfig | undefined = e.REDIS_HOST
+    ? {
+        host: e.REDIS_HOST,
+        port: e.REDIS_PORT,
+        database: e.REDIS_DATABASE,
+        username: e.REDIS_USERNAME,
+        password: e.REDIS_PASSWORD,
+        tls: e.REDIS_TLS,
+        keyPrefix: e.REDIS_KEY_PREFIX,
+        commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT,
+        connectTimeoutMs: e.REDIS_CONNECT_TIMEOUT,
+      }
+    : undefined;
+  return Object.freeze({
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    session: Object.freeze(session),
+    redis: redis && Object.freeze(redis),
+    memoryMaxBytes: e.MEMORY_MAX_BYTES,
+  });
+}

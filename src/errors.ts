@@ -1,0 +1,43 @@
+/**
+ * The service's stable error codes. The transport maps each to one gRPC status;
+ * messages name the field at fault and never carry a session key.
+ */
+export const ErrorCode = {
+  InvalidArgument: 'INVALID_ARGUMENT',
+  TooLarge: 'TOO_LARGE',
+  NotFound: 'NOT_FOUND',
+  VersionConflict: 'VERSION_CONFLICT',
+  StoreFull: 'STORE_FULL',
+  StoreUnavailable: 'STORE_UNAVAILABLE',
+  StoreTimeout: 'STORE_TIMEOUT',
+  Internal: 'INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class SessionError extends Error {
+  override readonly name = 'SessionError';
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export const invalidArgument = (field: string, problem: string) =>
+  new SessionError(ErrorCode.InvalidArgument, `${field}: ${problem}`);
+
+export const tooLarge = (field: string, problem: string) =>
+  new SessionError(ErrorCode.TooLarge, `${field}: ${problem}`);
+
+export const notFound = () =>
+  new SessionError(ErrorCode.NotFound, 'session_key: no such session (absent or expired)');
+
+export const versionConflict = (expected: number, actual: number) =>
+  new SessionError(
+    ErrorCode.VersionConflict,
+    `expected_version: is ${expected} but the stored version is ${actual}`,
+  );

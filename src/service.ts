@@ -1,0 +1,146 @@
+import type { SessionLimits } from './config.ts';
+import { invalidArgument, notFound, tooLarge } from './errors.ts';
+import type { Session, SessionChange, SessionContent } from './session.ts';
+import { contentSize } from './session.ts';
+import type { SessionStore, StoredVersion } from './store/store.ts';
+
+const SESSION_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+/** 1-128 characters, none of them a control character or a lone surrogate. */
+const ATTRIBUTE_NAME = /^[^\p{Cc}\p{Cs}]{1,128}$/u;
+
+export interface SetSessionInput extends SessionContent {
+  /** Empty: the service generates a key. */
+  readonly sessionKey: string;
+  /** 0: the configured default. */
+  readonly ttlSeconds: number;
+}
+
+export interface UpdateSessionInput extends SessionChange {
+  readonly sessionKey: string;
+}
+
+export type StoredSession = Session & { readonly sessionKey: string };
+
+/**
+ * The session API in domain terms: validates input, applies the configured
+ * policy and delegates to a SessionStore. Knows nothing of gRPC or Redis.
+ */
+export class SessionService {
+  readonly #store: SessionStore;
+  readonly #limits: SessionLimits;
+  readonly #generateKey: () => string;
+  readonly #now: () => number;
+
+  constructor(
+    store: SessionStore,
+    limits: SessionLimits,
+    generateKey: () => string,
+    now: () => number = Date.now,
+  ) {
+    this.#store = store;
+    this.#limits = limits;
+    this.#generateKey = generateKey;
+    this.#now = now;
+  }
+
+  async set(input: SetSessionInput): Promise<StoredVersion & { sessionKey: string }> {
+    const sessionKey = input.sessionKey === '' ? this.#generateKey() : checkKey(input.sessionKey);
+    const ttlSeconds =
+      input.ttlSeconds === 0 ? this.#limits.defaultTtlSeconds : this.#ttl(input.ttlSeconds);
+    this.#checkAttributes('attributes', input.attributes);
+    const size = contentSize(input);
+    if (size > this.#limits.maxBytes) {
+      throw tooLarge('session', `holds ${size} bytes; the limit is ${this.#limits.maxBytes}`);
+    }
+    const stored = await this.#store.put(sessionKey, { ...input, ttlSeconds }, this.#now());
+    return { sessionKey, ...stored };
+  }
+
+  async get(sessionKey: string, touch: boolean): Promise<StoredSession> {
+    const session = await this.#store.get(checkKey(sessionKey), this.#now(), touch);
+    if (!session) throw notFound();
+    return { sessionKey, ...session };
+  }
+
+  async update(input: UpdateSessionInput): Promise<StoredSession> {
+    const sessionKey = checkKey(input.sessionKey);
+    const ttlSeconds = input.ttlSeconds === 0 ? 0 : this.#ttl(input.ttlSeconds);
+    this.#checkAttributes('set_attributes', input.setAttributes);
+    if (input.removeAttributes.length > this.#limits.maxAttributes) {
+      throw invalidArgument(
+        'remove_attributes',
+        `names ${input.removeAttributes.length} attributes; the limit is ${this.#limits.maxAttributes}`,
+      );
+    }
+    for (const name of input.removeAttributes) {
+      checkAttributeName('remove_attributes', name);
+      if (input.setAttributes.has(name)) {
+        throw invalidArgument('remove_attributes', `"${name}" is also in set_attributes`);
+      }
+    }
+    const session = await this.#store.update(sessionKey, { ...input, ttlSeconds }, this.#now());
+    return { sessionKey, ...session };
+  }
+
+  async touch(sessionKey: string, ttlSeconds: number): Promise<number> {
+    const ttl = ttlSeconds === 0 ? 0 : this.#ttl(ttlSeconds);
+    const expiresAtMs = await this.#store.touch(checkKey(sessionKey), ttl, this.#now());
+    if (expiresAtMs === null) throw notFound();
+    return expiresAtMs;
+  }
+
+  async consume(sessionKey: string): Promise<StoredSession> {
+    const session = await this.#store.consume(checkKey(sessionKey), this.#now());
+    if (!session) throw notFound();
+    return { sessionKey, ...session };
+  }
+
+  async delete(sessionKey: string): Promise<boolean> {
+    return this.#store.delete(checkKey(sessionKey), this.#now());
+  }
+
+  #ttl(ttlSeconds: number): number {
+    if (
+      !Number.isInteger(ttlSeconds) ||
+      ttlSeconds < 1 ||
+      ttlSeconds > this.#limits.maxTtlSeconds
+    ) {
+      throw invalidArgument(
+        'ttl_seconds',
+        `must be 0 (default) or between 1 and ${this.#limits.maxTtlSeconds}; got ${ttlSeconds}`,
+      );
+    }
+    return ttlSeconds;
+  }
+
+  #checkAttributes(field: string, attributes: ReadonlyMap<string, Buffer>): void {
+    if (attributes.size > this.#limits.maxAttributes) {
+      throw tooLarge(
+        field,
+        `holds ${attributes.size} attributes; the limit is ${this.#limits.maxAttributes}`,
+      );
+    }
+    for (const name of attributes.keys()) checkAttributeName(field, name);
+  }
+}
+
+function checkKey(sessionKey: string): string {
+  if (!SESSION_KEY.test(sessionKey)) {
+    throw invalidArgument(
+      'session_key',
+      sessionKey === ''
+        ? 'is required'
+        : `must be 1-128 characters of [A-Za-z0-9._:-] (got ${sessionKey.length} characters)`,
+    );
+  }
+  return sessionKey;
+}
+
+function checkAttributeName(field: string, name: string): void {
+  if (!ATTRIBUTE_NAME.test(name)) {
+    throw invalidArgument(
+      field,
+      `attribute names must be 1-128 printable characters (got ${JSON.stringify(name.slice(0, 32))}${name.length > 32 ? '...' : ''})`,
+    );
+  }
+}

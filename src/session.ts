@@ -1,0 +1,50 @@
+/** What a caller stores: payloads are opaque bytes, the encoding is the caller's. */
+export interface SessionContent {
+  readonly fleetListRequest: Buffer;
+  readonly fleetListResponse: Buffer;
+  readonly attributes: ReadonlyMap<string, Buffer>;
+}
+
+/** A stored session with the metadata the service keeps beside the content. */
+export interface Session extends SessionContent {
+  readonly ttlSeconds: number;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly version: number;
+}
+
+/** A replacement for the whole session (SetSession). */
+export interface SessionDraft extends SessionContent {
+  readonly ttlSeconds: number;
+}
+
+/** A merge into an existing session (UpdateSession); absent parts are left as they are. */
+export interface SessionChange {
+  readonly fleetListRequest?: Buffer;
+  readonly fleetListResponse?: Buffer;
+  readonly setAttributes: ReadonlyMap<string, Buffer>;
+  readonly removeAttributes: readonly string[];
+  readonly expectedVersion?: number;
+  /** 0 keeps the session's ttl. */
+  readonly ttlSeconds: number;
+}
+
+/**
+ * Activity extends a session to now + its idle ttl, but never past its
+ * absolute lifetime: expires_at = min(now + ttl, created_at + max_lifetime).
+ */
+export function expiryAfterActivity(
+  nowMs: number,
+  ttlSeconds: number,
+  createdAtMs: number,
+  maxLifetimeMs: number,
+): number {
+  return Math.min(nowMs + ttlSeconds * 1000, createdAtMs + maxLifetimeMs);
+}
+
+/** The size that SESSION_MAX_BYTES limits: payloads plus attribute names and values. */
+export function contentSize(content: SessionContent): number {
+  let size = content.fleetListRequest.length + content.fleetListResponse.length;
+  for (const [name, value] of content.attributes) size += Buffer.byteLength(name) + value.length;
+  return size;
+}

@@ -1,0 +1,32 @@
+--[[
+  Creates a session, or replaces the whole session, in one atomic step.
+  The version continues from the replaced session so that a stale
+  expected_version still conflicts after a replace.
+
+  KEYS[1]   the session hash
+  ARGV[1]   now, Unix ms
+  ARGV[2]   idle ttl, seconds
+  ARGV[3]   absolute lifetime, ms
+  ARGV[4]   content size, bytes
+  ARGV[5]   fleet_list_request
+  ARGV[6]   fleet_list_response
+  ARGV[7..] attribute field, value, field, value ... (fields carry the "attr:" prefix)
+
+  Returns {version, expires_at}
+  Field names must match src/store/redis/keys.ts.
+]]
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local expires_at = math.min(now + ttl * 1000, now + tonumber(ARGV[3]))
+local version = tonumber(redis.call('HGET', key, 'version') or '0') + 1
+
+redis.call('DEL', key)
+redis.call('HSET', key,
+  'fleet_list_request', ARGV[5], 'fleet_list_response', ARGV[6],
+  'created_at', now, 'expires_at', expires_at, 'version', version, 'ttl', ttl, 'size', ARGV[4])
+for i = 7, #ARGV, 2 do
+  redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', key, expires_at - now)
+return {version, expires_at}

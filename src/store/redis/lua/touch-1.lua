@@ -1,0 +1,35 @@
+--[[
+  Extends an existing session: expires_at = min(now + ttl, created_at + lifetime).
+  Never creates a session: an absent key stays absent.
+
+  KEYS[1]  the session hash
+  ARGV[1]  now, Unix ms
+  ARGV[2]  new idle ttl, seconds; 0 keeps the session's ttl
+  ARGV[3]  absolute lifetime, ms
+  ARGV[4]  "1" to return the whole session, "0" for the new expiry only
+
+  Returns -1 when the session is absent or past its lifetime; otherwise the
+  new expires_at, or the session as HGETALL returns it.
+  Field names must match src/store/redis/keys.ts.
+]]
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local meta = redis.call('HMGET', key, 'created_at', 'ttl')
+if not meta[1] then
+  return -1
+end
+local ttl = tonumber(ARGV[2])
+if ttl == 0 then
+  ttl = tonumber(meta[2])
+end
+local expires_at = math.min(now + ttl * 1000, tonumber(meta[1]) + tonumber(ARGV[3]))
+if expires_at <= now then
+  redis.call('DEL', key)
+  return -1
+end
+redis.call('HSET', key, 'expires_at', expires_at, 'ttl', ttl)
+redis.call('PEXPIRE', key, expires_at - now)
+if ARGV[4] == '1' then
+  return redis.call('HGETALL', key)
+end
+return expires_at

@@ -1,0 +1,21 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+/** A Lua script loaded once from lua/<name>-<number of keys>.lua. */
+export interface Script {
+  readonly name: string;
+  readonly source: string;
+  readonly sha1: string;
+}
+
+function load(name: string): Script {
+  const source = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  return { name, source, sha1: createHash('sha1').update(source).digest('hex') };
+}
+
+export const Scripts = {
+  put: load('put-1'),
+  touch: load('touch-1'),
+  update: load('update-1'),
+  consume: load('consume-1'),
+} as const;

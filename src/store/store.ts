@@ -1,0 +1,38 @@
+import type { Session, SessionChange, SessionDraft } from '../session.ts';
+
+/** What a write reports back to the caller of SetSession. */
+export interface StoredVersion {
+  readonly version: number;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+}
+
+/** The rules a store enforces inside its atomic steps, where the stored state is known. */
+export interface StoreLimits {
+  readonly maxLifetimeMs: number;
+  readonly maxBytes: number;
+  readonly maxAttributes: number;
+}
+
+/**
+ * The seam between the service and its storage. Every method is atomic, and
+ * every write sets the expiry in the same step. Implementations throw
+ * SessionError (errors.ts) and nothing else.
+ */
+export interface SessionStore {
+  /** Creates or replaces the whole session; the version continues from the replaced one. */
+  put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion>;
+  /** The session, or null when absent or expired; `touch` also extends it. */
+  get(key: string, nowMs: number, touch: boolean): Promise<Session | null>;
+  /** Merges a change into an existing session; NOT_FOUND, VERSION_CONFLICT or TOO_LARGE otherwise. */
+  update(key: string, change: SessionChange, nowMs: number): Promise<Session>;
+  /** Extends an existing session (0 keeps its ttl); the new expiry, or null when absent. */
+  touch(key: string, ttlSeconds: number, nowMs: number): Promise<number | null>;
+  /** Reads and deletes in one step; null when absent. */
+  consume(key: string, nowMs: number): Promise<Session | null>;
+  /** True when a session was deleted. */
+  delete(key: string, nowMs: number): Promise<boolean>;
+  /** Resolves when the store answers; throws STORE_UNAVAILABLE otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

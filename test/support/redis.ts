@@ -1,0 +1,89 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from './ports.ts';
+
+export interface TestRedis {
+  readonly port: number;
+  /** Runs one command through redis-cli and returns its raw output. */
+  cli(...args: string[]): string;
+  /** Stops the process (SIGTERM by default) and waits for it to exit; the data directory stays. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Stops the process and removes its data directory. */
+  dispose(): Promise<void>;
+  /** Sends a signal without waiting (SIGSTOP / SIGCONT to pause and resume). */
+  signal(signal: NodeJS.Signals): void;
+  /** Starts it again on the same port with the same data directory. */
+  restart(): Promise<void>;
+}
+
+export function requireRedisServer(): void {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error(
+      'redis-server is not installed: these tests start their own Redis. Install it with `apt-get install redis-server` (Debian) or `brew install redis`.',
+    );
+  }
+}
+
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(500);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (data) => {
+      socket.destroy();
+      resolve(data.toString().startsWith('+PONG'));
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** A throwaway redis-server on a free loopback port, owned by the test. */
+export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
+  requireRedisServer();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sessionmanager-redis-'));
+  let child: ChildProcess | undefined;
+
+  const launch = async () => {
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...extraArgs],
+      { stdio: 'ignore' },
+    );
+    await waitFor(`redis-server on port ${port}`, () => answersPing(port));
+  };
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    const running = child;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill(signal);
+    await exited;
+  };
+  await launch();
+  process.once('exit', () => child?.kill('SIGKILL'));
+
+  return {
+    port,
+    cli: (...args) =>
+      execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim(),
+    stop,
+    dispose: async () => {
+      await stop('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+    signal: (signal) => child?.kill(signal),
+    restart: async () => {
+      await stop();
+      await launch();
+    },
+  };
+}

@@ -1,0 +1,52 @@
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createServer, type SessionServer } from '../../src/server.ts';
+import { createStore } from '../../src/store/create-store.ts';
+
+export interface TestServer {
+  readonly port: number;
+  readonly address: string;
+  readonly server: SessionServer;
+  close(): Promise<void>;
+  /** Closes and starts a new server on the same port (same store settings). */
+  restart(): Promise<void>;
+}
+
+/**
+ * The real server, in this process, on a free loopback port: the memory store
+ * unless `redisPort` is given. `env` overrides any configuration variable.
+ */
+export async function startServer(
+  options: { redisPort?: number; env?: Record<string, string> } = {},
+): Promise<TestServer> {
+  const env: Record<string, string> = {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    SHUTDOWN_GRACE: '2s',
+    ...(options.redisPort === undefined
+      ? {}
+      : { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(options.redisPort) }),
+    ...options.env,
+  };
+  const boot = async (port: string) => {
+    const config = loadConfig({ ...env, PORT: port });
+    const logger = createLogger(config.logLevel);
+    const server = createServer(config, { store: createStore(config, logger), logger });
+    return { server, port: await server.listen() };
+  };
+  let current = await boot(env.PORT ?? '0');
+  const port = current.port;
+  return {
+    port,
+    address: `127.0.0.1:${port}`,
+    get server() {
+      return current.server;
+    },
+    close: () => current.server.close(),
+    restart: async () => {
+      await current.server.close();
+      current = await boot(String(port));
+    },
+  };
+}
