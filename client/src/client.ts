@@ -1,0 +1,140 @@
+import { Client } from '@grpc/grpc-js';
+import { SessionError } from './errors.ts';
+import { fromWireSession, fromWireSetResult, toWireSet, toWireUpdate } from './messages.ts';
+import { type ClientOptions, positive, resolveOptions } from './options.ts';
+import { withRetries } from './retry.ts';
+import type {
+  CallOptions,
+  DeleteSessionResult,
+  GetSessionInput,
+  Session,
+  SessionKeyInput,
+  SetSessionInput,
+  SetSessionResult,
+  TouchSessionInput,
+  TouchSessionResult,
+  UpdateSessionInput,
+} from './types.ts';
+import { unaryCall } from './unary.ts';
+import { type WireMethod, wireMethods } from './wire.ts';
+
+export interface SessionClient<Req = unknown, Res = unknown, Attr = unknown> {
+  /** Creates a session, or replaces the one under `sessionKey`. Retried only with a key. */
+  setSession(
+    input: SetSessionInput<Req, Res, Attr>,
+    options?: CallOptions,
+  ): Promise<SetSessionResult>;
+  /** The session, or null when it is absent or expired. Retried. */
+  getSession(
+    input: GetSessionInput,
+    options?: CallOptions,
+  ): Promise<Session<Req, Res, Attr> | null>;
+  /**
+   * Merges changes into an existing session. Throws NOT_FOUND when it is
+   * absent, CONFLICT when `expectedVersion` is stale. Retried only with
+   * `expectedVersion`.
+   */
+  updateSession(
+    input: UpdateSessionInput<Req, Res, Attr>,
+    options?: CallOptions,
+  ): Promise<Session<Req, Res, Attr>>;
+  /** Extends the idle TTL. Throws NOT_FOUND when the session is absent. Retried. */
+  touchSession(input: TouchSessionInput, options?: CallOptions): Promise<TouchSessionResult>;
+  /** Reads and deletes in one step; null when absent (or already consumed). Never retried. */
+  consumeSession(
+    input: SessionKeyInput,
+    options?: CallOptions,
+  ): Promise<Session<Req, Res, Attr> | null>;
+  /** Deletes the session; `deleted` is false when there was none. Retried. */
+  deleteSession(input: SessionKeyInput, options?: CallOptions): Promise<DeleteSessionResult>;
+  /** Releases the channel. Calls made afterwards fail with CANCELLED. */
+  close(): void;
+}
+
+export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
+  options: ClientOptions<Req, Res, Attr>,
+): SessionClient<Req, Res, Attr> {
+  const resolved = resolveOptions(options);
+  const methods = wireMethods();
+  const { codecs } = resolved;
+  const channel = new Client(resolved.target, resolved.credentials, resolved.channelOptions);
+  let closed = false;
+
+  async function invoke<Request, Response>(
+    method: WireMethod<Request, Response>,
+    request: Request,
+    retryable: boolean,
+    callOptions: CallOptions = {},
+  ): Promise<Response> {
+    const deadlineMs = positive('deadlineMs', callOptions.deadlineMs ?? resolved.deadlineMs);
+    const deadline = Date.now() + deadlineMs;
+    const { signal } = callOptions;
+    return withRetries(
+      async () => {
+        const metadata = await resolved.metadata();
+        if (closed) {
+          throw new SessionError('CANCELLED', 'the client has been closed');
+        }
+        return unaryCall(channel, method, request, metadata, deadline, signal);
+      },
+      { policy: retryable ? resolved.retry : undefined, deadline, signal },
+    );
+  }
+
+  return {
+    async setSession(input, callOptions) {
+      const keyed = input.sessionKey !== undefined && input.sessionKey !== '';
+      const wire = toWireSet(input, codecs);
+      return fromWireSetResult(await invoke(methods.SetSession, wire, keyed, callOptions));
+    },
+
+    async getSession(input, callOptions) {
+      const wire = { session_key: input.sessionKey, touch: input.touch ?? false };
+      const found = await nullIfNotFound(invoke(methods.GetSession, wire, true, callOptions));
+      return found === null ? null : fromWireSession(found, codecs);
+    },
+
+    async updateSession(input, callOptions) {
+      const wire = toWireUpdate(input, codecs);
+      const retryable = input.expectedVersion !== undefined;
+      return fromWireSession(
+        await invoke(methods.UpdateSession, wire, retryable, callOptions),
+        codecs,
+      );
+    },
+
+    async touchSession(input, callOptions) {
+      const wire = { session_key: input.sessionKey, ttl_seconds: input.ttlSeconds ?? 0 };
+      const touched = await invoke(methods.TouchSession, wire, true, callOptions);
+      return { expiresAtUnixMs: touched.expires_at_unix_ms };
+    },
+
+    async consumeSession(input, callOptions) {
+      const wire = { session_key: input.sessionKey };
+      const found = await nullIfNotFound(invoke(methods.ConsumeSession, wire, false, callOptions));
+      return found === null ? null : fromWireSession(found, codecs);
+    },
+
+    async deleteSession(input, callOptions) {
+      const wire = { session_key: input.sessionKey };
+      const { deleted } = await invoke(methods.DeleteSession, wire, true, callOptions);
+      return { deleted };
+    },
+
+    close() {
+      closed = true;
+      channel.close();
+    },
+  };
+}
+
+async function nullIfNotFound<T>(call: Promise<T>): Promise<T | null> {
+  try {
+    return await call;
+  } catch (error) {
+    if (error instanceof SessionError && error.code === 'NOT_FOUND') {
+      return null;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,156 @@
+import type { Codec } from './codec.ts';
+import { SessionError } from './errors.ts';
+import type { Session, SetSessionInput, SetSessionResult, UpdateSessionInput } from './types.ts';
+import type {
+  WireSessionData,
+  WireSetSessionRequest,
+  WireSetSessionResponse,
+  WireUpdateSessionRequest,
+} from './wire.ts';
+
+export interface Codecs<Req, Res, Attr> {
+  fleetListRequest: Codec<Req>;
+  fleetListResponse: Codec<Res>;
+  attributes: Codec<Attr>;
+}
+
+const empty = new Uint8Array(0);
+
+export function toWireSet<Req, Res, Attr>(
+  input: SetSessionInput<Req, Res, Attr>,
+  codecs: Codecs<Req, Res, Attr>,
+): WireSetSessionRequest {
+  return {
+    session_key: input.sessionKey ?? '',
+    fleet_list_request:
+      input.fleetListRequest === undefined
+        ? empty
+        : encode(codecs.fleetListRequest, input.fleetListRequest, 'fleetListRequest'),
+    fleet_list_response:
+      input.fleetListResponse === undefined
+        ? empty
+        : encode(codecs.fleetListResponse, input.fleetListResponse, 'fleetListResponse'),
+    attributes: encodeAttributes(codecs.attributes, input.attributes, 'attributes'),
+    ttl_seconds: int64(input.ttlSeconds, 'ttlSeconds'),
+  };
+}
+
+export function fromWireSetResult(wire: WireSetSessionResponse): SetSessionResult {
+  return {
+    sessionKey: wire.session_key,
+    expiresAtUnixMs: wire.expires_at_unix_ms,
+    version: wire.version,
+  };
+}
+
+export function toWireUpdate<Req, Res, Attr>(
+  input: UpdateSessionInput<Req, Res, Attr>,
+  codecs: Codecs<Req, Res, Attr>,
+): WireUpdateSessionRequest {
+  const wire: WireUpdateSessionRequest = {
+    session_key: input.sessionKey,
+    set_attributes: encodeAttributes(codecs.attributes, input.setAttributes, 'setAttributes'),
+    remove_attributes: [...(input.removeAttributes ?? [])],
+    ttl_seconds: int64(input.ttlSeconds, 'ttlSeconds'),
+  };
+  if (input.fleetListRequest !== undefined) {
+    wire.fleet_list_request = encode(
+      codecs.fleetListRequest,
+      input.fleetListRequest,
+      'fleetListRequest',
+    );
+  }
+  if (input.fleetListResponse !== undefined) {
+    wire.fleet_list_response = encode(
+      codecs.fleetListResponse,
+      input.fleetListResponse,
+      'fleetListResponse',
+    );
+  }
+  if (input.expectedVersion !== undefined) {
+    wire.expected_version = int64(input.expectedVersion, 'expectedVersion');
+  }
+  return wire;
+}
+
+export function fromWireSession<Req, Res, Attr>(
+  wire: WireSessionData,
+  codecs: Codecs<Req, Res, Attr>,
+): Session<Req, Res, Attr> {
+  const session: Session<Req, Res, Attr> = {
+    sessionKey: wire.session_key,
+    attributes: Object.fromEntries(
+      Object.entries(wire.attributes).map(([name, bytes]) => [
+        name,
+        decode(codecs.attributes, bytes, `attributes.${name}`),
+      ]),
+    ),
+    ttlSeconds: wire.ttl_seconds,
+    expiresAtUnixMs: wire.expires_at_unix_ms,
+    version: wire.version,
+    createdAtUnixMs: wire.created_at_unix_ms,
+  };
+  if (wire.fleet_list_request.length > 0) {
+    session.fleetListRequest = decode(
+      codecs.fleetListRequest,
+      wire.fleet_list_request,
+      'fleetListRequest',
+    );
+  }
+  if (wire.fleet_list_response.length > 0) {
+    session.fleetListResponse = decode(
+      codecs.fleetListResponse,
+      wire.fleet_list_response,
+      'fleetListResponse',
+    );
+  }
+  return session;
+}
+
+function encodeAttributes<Attr>(
+  codec: Codec<Attr>,
+  attributes: Readonly<Record<string, Attr>> | undefined,
+  field: string,
+): Record<string, Uint8Array> {
+  // fromEntries defines own properties, so a name like "__proto__" stays data.
+  return Object.fromEntries(
+    Object.entries(attributes ?? {}).map(([name, value]) => [
+      name,
+      encode(codec, value, `${field}.${name}`),
+    ]),
+  );
+}
+
+function encode<T>(codec: Codec<T>, value: T, field: string): Uint8Array {
+  try {
+    return codec.encode(value);
+  } catch (error) {
+    throw payloadError('encoded', field, error);
+  }
+}
+
+function decode<T>(codec: Codec<T>, bytes: Uint8Array, field: string): T {
+  try {
+    return codec.decode(bytes);
+  } catch (error) {
+    throw payloadError('decoded', field, error);
+  }
+}
+
+function payloadError(verb: string, field: string, cause: unknown): SessionError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new SessionError('INVALID_PAYLOAD', `${field} could not be ${verb}: ${reason}`, {
+    cause,
+  });
+}
+
+// protobufjs would silently truncate a fraction or wrap an unsafe integer.
+function int64(value: number | undefined, field: string): number {
+  if (value === undefined) {
+    return 0;
+  }
+  if (!Number.isSafeInteger(value)) {
+    throw new SessionError('INVALID_ARGUMENT', `${field} must be an integer, got ${value}`);
+  }
+  return value;
+}

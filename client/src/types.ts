@@ -1,0 +1,86 @@
+// The public request and response shapes: camelCase mirrors of the proto
+// messages, with payloads typed through the client's codecs.
+
+/** Per-call options, always the last argument. */
+export interface CallOptions {
+  /** Overrides the client's deadlineMs; covers every retry of this call. */
+  deadlineMs?: number;
+  /** Aborting cancels the call in flight and any pending retry (code CANCELLED). */
+  signal?: AbortSignal;
+}
+
+export interface SetSessionInput<Req, Res, Attr> {
+  /**
+   * The key to create or replace. Omit it (or pass '') to have the server
+   * generate one. Only a call with a key is retried: without one, a retry
+   * could create a second session.
+   */
+  sessionKey?: string;
+  fleetListRequest?: Req;
+  fleetListResponse?: Res;
+  attributes?: Readonly<Record<string, Attr>>;
+  /** Idle time-to-live; omitted or 0 means the server default. */
+  ttlSeconds?: number;
+}
+
+export interface SetSessionResult {
+  sessionKey: string;
+  expiresAtUnixMs: number;
+  version: number;
+}
+
+export interface GetSessionInput {
+  sessionKey: string;
+  /** Also extend the idle TTL in the same round trip. */
+  touch?: boolean;
+}
+
+/**
+ * A stored session. The wire has no presence for the fleet-list payloads: an
+ * empty payload is left out here, and the codec is never asked to decode it.
+ */
+export interface Session<Req, Res, Attr> {
+  sessionKey: string;
+  fleetListRequest?: Req;
+  fleetListResponse?: Res;
+  attributes: Record<string, Attr>;
+  ttlSeconds: number;
+  expiresAtUnixMs: number;
+  version: number;
+  createdAtUnixMs: number;
+}
+
+/** Only the properties present are sent: an omitted payload keeps its stored value. */
+export interface UpdateSessionInput<Req, Res, Attr> {
+  sessionKey: string;
+  fleetListRequest?: Req;
+  fleetListResponse?: Res;
+  setAttributes?: Readonly<Record<string, Attr>>;
+  removeAttributes?: readonly string[];
+  /**
+   * Apply only if the stored version still equals this (else CONFLICT). Also
+   * what makes the call safe to retry.
+   */
+  expectedVersion?: number;
+  /** When non-zero, becomes the session's idle ttl. */
+  ttlSeconds?: number;
+}
+
+export interface TouchSessionInput {
+  sessionKey: string;
+  /** When non-zero, becomes the session's idle ttl. */
+  ttlSeconds?: number;
+}
+
+export interface TouchSessionResult {
+  expiresAtUnixMs: number;
+}
+
+export interface SessionKeyInput {
+  sessionKey: string;
+}
+
+export interface DeleteSessionResult {
+  /** False when there was no session to delete. */
+  deleted: boolean;
+}
