@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { RedisConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { RedisStore } from '../src/store/redis/redis-store.ts';
+import { startRedis, type TestRedis } from './support/redis.ts';
+import { draft, LIMITS, storeContract, uniqueKey } from './support/store-contract.ts';
+
+let redis: TestRedis;
+let store: RedisStore;
+const prefix = `test-${process.pid}:`;
+
+export const redisConfig = (port: number, keyPrefix = prefix): RedisConfig => ({
+  host: '127.0.0.1',
+  port,
+  database: 5,
+  username: undefined,
+  password: undefined,
+  tls: false,
+  keyPrefix,
+  commandTimeoutMs: 1000,
+  connectTimeoutMs: 1000,
+});
+
+before(async () => {
+  redis = await startRedis();
+  store = new RedisStore(redisConfig(redis.port), LIMITS, createLogger('silent'));
+  await waitUntilReady(store);
+});
+
+after(async () => {
+  await store.close();
+  await redis.dispose();
+});
+
+async function waitUntilReady(s: RedisStore): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (
+      await s.ping().then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error('redis store never became ready');
+}
+
+storeContract('redis store', () => ({ store, now: Date.now }));
+
+describe('redis store layout', () => {
+  it('stores one hash per session under the prefix, named by a hash of the key', async () => {
+    const key = uniqueKey();
+    await store.put(key, draft(), Date.now());
+    const keys = redis.cli('-n', '5', '--scan', '--pattern', `${prefix}*`).split('\n');
+    assert.ok(keys.length > 0);
+    for (const k of keys) assert.ok(!k.includes(key), 'the session key never appears in Redis');
+    const type = redis.cli('-n', '5', 'TYPE', keys[0] ?? '');
+    assert.equal(type, 'hash');
+  });
+
+  it('survives a Redis restart: scripts are reloaded on NOSCRIPT', async () => {
+    await redis.restart();
+    await waitUntilReady(store);
+    const key = uniqueKey();
+    const stored = await store.put(key, draft(), Date.now());
+    assert.equal(stored.version, 1);
+    assert.ok(await store.get(key, Date.now(), true));
+  });
+
+  it('leaves no key under the prefix without a TTL', async () => {
+    const keys = redis
+      .cli('-n', '5', '--scan', '--pattern', `${prefix}*`)
+      .split('\n')
+      .filter(Boolean);
+    assert.ok(keys.length > 0, 'the suite wrote keys');
+    for (const k of keys) {
+      const ttl = Number(redis.cli('-n', '5', 'PTTL', k));
+      assert.ok(ttl > 0 || ttl === -2, `${k} has PTTL ${ttl}`);
+    }
+  });
+});
