@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ConfigError, loadConfig, parseDuration } from '../src/config.ts';
+
+describe('config', () => {
+  it('defaults: port 6027, 15 minute ttl, 24 hour lifetime, 1 MiB, memory store', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 6027);
+    assert.equal(config.session.defaultTtlSeconds, 900);
+    assert.equal(config.session.maxLifetimeMs, 24 * 3_600_000);
+    assert.equal(config.session.maxBytes, 1024 * 1024);
+    assert.equal(config.redis, undefined);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  it('REDIS_HOST selects Redis with the documented defaults', () => {
+    const config = loadConfig({ REDIS_HOST: 'redis.internal' });
+    assert.deepEqual(
+      { ...config.redis },
+      {
+        host: 'redis.internal',
+        port: 6379,
+        database: 5,
+        username: undefined,
+        password: undefined,
+        tls: false,
+        keyPrefix: 'sessionmanager:',
+        commandTimeoutMs: 1000,
+        connectTimeoutMs: 2000,
+      },
+    );
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '7000',
+      SESSION_TTL: '900s',
+      SESSION_MAX_TTL: '2h',
+      SESSION_MAX_LIFETIME: '1h',
+      SESSION_MAX_BYTES: '2048',
+      REDIS_HOST: 'h',
+      REDIS_PORT: '6380',
+      REDIS_DATABASE: '0',
+      REDIS_USERNAME: 'svc',
+      REDIS_PASSWORD: 'secret',
+      REDIS_TLS: 'true',
+      REDIS_KEY_PREFIX: 'sm:',
+    });
+    assert.equal(config.port, 7000);
+    assert.equal(config.session.defaultTtlSeconds, 900);
+    assert.equal(config.session.maxTtlSeconds, 7200);
+    assert.equal(config.session.maxLifetimeMs, 3_600_000);
+    assert.equal(config.redis?.database, 0);
+    assert.equal(config.redis?.tls, true);
+    assert.equal(config.redis?.username, 'svc');
+    assert.equal(config.redis?.keyPrefix, 'sm:');
+  });
+
+  it('an empty variable counts as unset', () => {
+    assert.equal(loadConfig({ REDIS_HOST: '', PORT: '' }).redis, undefined);
+  });
+
+  for (const [name, value] of [
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['SESSION_TTL', '15 minutes'],
+    ['SESSION_TTL', '0s'],
+    ['REDIS_DATABASE', '-1'],
+    ['REDIS_TLS', 'yes'],
+    ['LOG_LEVEL', 'loud'],
+    ['SESSION_MAX_BYTES', '1.5'],
+  ] as const) {
+    it(`rejects ${name}=${value} with a message naming the variable and the value`, () => {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error: unknown) =>
+          error instanceof ConfigError &&
+          error.message.includes(name) &&
+          error.message.includes(JSON.stringify(value)),
+      );
+    });
+  }
+
+  it('rejects a default ttl above the maximum ttl', () => {
+    assert.throws(
+      () => loadConfig({ SESSION_TTL: '2h', SESSION_MAX_TTL: '1h' }),
+      /SESSION_TTL="2h".*SESSION_MAX_TTL/,
+    );
+  });
+
+  it('durations accept s, m, h, ms and bare seconds', () => {
+    assert.equal(parseDuration('900s'), 900_000);
+    assert.equal(parseDuration('15m'), 900_000);
+    assert.equal(parseDuration('1h'), 3_600_000);
+    assert.equal(parseDuration('250ms'), 250);
+    assert.equal(parseDuration('30'), 30_000);
+    assert.equal(parseDuration('1.5h'), undefined);
+    assert.equal(parseDuration('-1s'), undefined);
+  });
+
+  it('parseDuration never throws and returns a safe integer or undefined', () => {
+    fc.assert(
+      fc.property(fc.string(), (text) => {
+        const ms = parseDuration(text);
+        return ms === undefined || (Number.isSafeInteger(ms) && ms >= 0);
+      }),
+    );
+  });
+});
