@@ -50,9 +50,9 @@ describe('session service rules', () => {
   it('rejects any other key with INVALID_ARGUMENT naming session_key, and never echoes it', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.string({ minLength: 1, maxLength: 300, unit: 'binary' }).filter(
-          (s) => !/^[A-Za-z0-9._:-]{1,128}$/.test(s),
-        ),
+        fc
+          .string({ minLength: 1, maxLength: 300, unit: 'binary' })
+          .filter((s) => !/^[A-Za-z0-9._:-]{1,128}$/.test(s)),
         async (key) => {
           for (const call of [
             service.get(key, false),
@@ -60,7 +60,12 @@ describe('session service rules', () => {
             service.touch(key, 0),
             service.consume(key),
             service.delete(key),
-            service.update({ sessionKey: key, setAttributes: new Map(), removeAttributes: [], ttlSeconds: 0 }),
+            service.update({
+              sessionKey: key,
+              setAttributes: new Map(),
+              removeAttributes: [],
+              ttlSeconds: 0,
+            }),
           ]) {
             await assert.rejects(call, (error: unknown) => {
               assert.ok(error instanceof SessionError);
@@ -116,7 +121,12 @@ describe('session service rules', () => {
 
   it('a session over the size limit is RESOURCE_EXHAUSTED naming the session', async () => {
     await fails(
-      service.set({ ...content, sessionKey: 'big', ttlSeconds: 0, fleetListRequest: Buffer.alloc(4097) }),
+      service.set({
+        ...content,
+        sessionKey: 'big',
+        ttlSeconds: 0,
+        fleetListRequest: Buffer.alloc(4097),
+      }),
       ErrorCode.TooLarge,
       'session',
     );
@@ -124,7 +134,9 @@ describe('session service rules', () => {
   });
 
   it('too many attributes is refused', async () => {
-    const attributes = new Map(Array.from({ length: 17 }, (_, i) => [`a${i}`, Buffer.alloc(1)] as const));
+    const attributes = new Map(
+      Array.from({ length: 17 }, (_, i) => [`a${i}`, Buffer.alloc(1)] as const),
+    );
     await fails(
       service.set({ ...content, sessionKey: 'many', ttlSeconds: 0, attributes }),
       ErrorCode.TooLarge,
@@ -151,7 +163,12 @@ describe('session service rules', () => {
     await fails(service.touch('absent', 0), ErrorCode.NotFound, 'session_key');
     await fails(service.consume('absent'), ErrorCode.NotFound, 'session_key');
     await fails(
-      service.update({ sessionKey: 'absent', setAttributes: new Map(), removeAttributes: [], ttlSeconds: 0 }),
+      service.update({
+        sessionKey: 'absent',
+        setAttributes: new Map(),
+        removeAttributes: [],
+        ttlSeconds: 0,
+      }),
       ErrorCode.NotFound,
       'session_key',
     );

@@ -4,7 +4,6 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { invalidArgument } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { SessionService, StoredSession } from '../service.ts';
 import type {
@@ -42,11 +41,7 @@ function unary<Req>(method: string, logger: Logger, handle: Handler<Req>) {
   };
 }
 
-/** A map field as a Map. protobufjs decodes a "__proto__" key into the prototype: refuse it. */
-function toMap(field: string, record: Record<string, Buffer>): Map<string, Buffer> {
-  if (Object.getPrototypeOf(record) !== Object.prototype) {
-    throw invalidArgument(field, '"__proto__" is not allowed as an attribute name');
-  }
+function toMap(record: Record<string, Buffer>): Map<string, Buffer> {
   return new Map(Object.entries(record));
 }
 
@@ -73,7 +68,7 @@ export function sessionManagerHandlers(
         sessionKey: request.session_key,
         fleetListRequest: request.fleet_list_request,
         fleetListResponse: request.fleet_list_response,
-        attributes: toMap('attributes', request.attributes),
+        attributes: toMap(request.attributes),
         ttlSeconds: request.ttl_seconds,
       });
       return {
@@ -93,7 +88,7 @@ export function sessionManagerHandlers(
         ...(request.expected_version !== undefined && {
           expectedVersion: request.expected_version,
         }),
-        setAttributes: toMap('set_attributes', request.set_attributes),
+        setAttributes: toMap(request.set_attributes),
         removeAttributes: request.remove_attributes,
         ttlSeconds: request.ttl_seconds,
       });

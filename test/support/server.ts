@@ -2,6 +2,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createServer, type SessionServer } from '../../src/server.ts';
 import { createStore } from '../../src/store/create-store.ts';
+import { waitFor } from './ports.ts';
 
 export interface TestServer {
   readonly port: number;
@@ -33,7 +34,9 @@ export async function startServer(
     const config = loadConfig({ ...env, PORT: port });
     const logger = createLogger(config.logLevel);
     const server = createServer(config, { store: createStore(config, logger), logger });
-    return { server, port: await server.listen() };
+    const bound = await server.listen();
+    await waitFor('the server to report SERVING', async () => server.health.status === 'SERVING');
+    return { server, port: bound };
   };
   let current = await boot(env.PORT ?? '0');
   const port = current.port;

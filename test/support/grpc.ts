@@ -1,0 +1,70 @@
+import { createRequire } from 'node:module';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_FILE } from '../../src/transport/proto.ts';
+
+const require = createRequire(import.meta.url);
+const OPTIONS = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  bytes: Buffer,
+  defaults: true,
+} as const;
+const sessions = protoLoader.loadSync(PROTO_FILE, OPTIONS);
+const health = protoLoader.loadSync(
+  require.resolve('grpc-health-check/proto/health/v1/health.proto'),
+  OPTIONS,
+);
+
+// biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field in the tests
+export type Message = Record<string, any>;
+
+export interface RawClient {
+  call(method: string, request: object, options?: { deadlineMs?: number }): Promise<Message>;
+  health(service?: string): Promise<string>;
+  close(): void;
+}
+
+/**
+ * A plain grpc-js client built from the .proto at run time, as any team would
+ * build one: the end-to-end tests call the server through it.
+ */
+export function rawClient(address: string): RawClient {
+  const client = new Client(address, credentials.createInsecure());
+  const invoke = (
+    definition: protoLoader.PackageDefinition,
+    service: string,
+    method: string,
+    request: object,
+    deadlineMs = 5000,
+  ) => {
+    const rpc = (definition[service] as protoLoader.ServiceDefinition)[method];
+    if (!rpc) throw new Error(`no method ${service}/${method}`);
+    return new Promise<Message>((resolve, reject) =>
+      client.makeUnaryRequest(
+        rpc.path,
+        rpc.requestSerialize,
+        rpc.responseDeserialize as (bytes: Buffer) => Message,
+        request,
+        new Metadata(),
+        { deadline: Date.now() + deadlineMs },
+        (error: ServiceError | null, response?: Message) =>
+          error ? reject(error) : resolve(response ?? {}),
+      ),
+    );
+  };
+  return {
+    call: (method, request, options) =>
+      invoke(
+        sessions,
+        'sessionmanager.v1.SessionManagerService',
+        method,
+        request,
+        options?.deadlineMs,
+      ),
+    health: async (service = '') =>
+      String((await invoke(health, 'grpc.health.v1.Health', 'Check', { service })).status),
+    close: () => client.close(),
+  };
+}
