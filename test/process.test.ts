@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { type RawClient, rawClient } from './support/grpc.ts';
+import { freePort, waitFor } from './support/ports.ts';
+import { spawnService } from './support/process.ts';
+import { startRedis, type TestRedis } from './support/redis.ts';
+
+describe('the service process', () => {
+  let redis: TestRedis;
+
+  before(async () => {
+    redis = await startRedis();
+  });
+
+  after(async () => {
+    await redis.dispose();
+  });
+
+  it('a bad variable stops it at start with a message naming the variable and value', async () => {
+    const service = await spawnService({ PORT: '0', SESSION_TTL: 'fifteen minutes' });
+    const { code } = await service.exited();
+    assert.equal(code, 2);
+    assert.match(service.stderr(), /SESSION_TTL="fifteen minutes"/);
+  });
+
+  it('without REDIS_HOST it says at start that it runs on the in-memory store', async () => {
+    const port = await freePort();
+    const service = await spawnService({ PORT: String(port) });
+    try {
+      const warning = service.logs.find((line) => String(line.msg).includes('in-memory store'));
+      assert.ok(warning, 'logs the embedded store');
+      assert.equal(service.logs.find((l) => l.msg === 'sessionmanager listening')?.store, 'memory');
+    } finally {
+      service.child.kill('SIGTERM');
+      assert.equal((await service.exited()).code, 0);
+    }
+  });
+
+  it('SIGTERM: NOT_SERVING, refuses new calls, finishes in-flight ones, exits 0 within the grace period', async () => {
+    const port = await freePort();
+    const service = await spawnService({
+      PORT: String(port),
+      REDIS_HOST: '127.0.0.1',
+      REDIS_PORT: String(redis.port),
+      REDIS_COMMAND_TIMEOUT: '10s',
+      SHUTDOWN_GRACE: '5s',
+    });
+    const client: RawClient = rawClient(`127.0.0.1:${port}`);
+    try {
+      await waitFor('SERVING', async () => (await client.health()) === 'SERVING');
+      redis.signal('SIGSTOP');
+      const inFlight = client.call('SetSession', { fleet_list_request: Buffer.from('in flight') });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const signalledAt = Date.now();
+      service.child.kill('SIGTERM');
+      await waitFor('the shutdown log line', async () =>
+        service.logs.some((line) => line.msg === 'shutting down'),
+      );
+      const late = rawClient(`127.0.0.1:${port}`);
+      await assert.rejects(late.call('GetSession', { session_key: 'any' }, { deadlineMs: 2000 }), {
+        code: status.UNAVAILABLE,
+      });
+      late.close();
+      redis.signal('SIGCONT');
+      const set = await inFlight;
+      assert.match(set.session_key, /^[A-Za-z0-9_-]{43}$/);
+      const { code } = await service.exited();
+      assert.equal(code, 0);
+      assert.ok(Date.now() - signalledAt < 5000, 'exited within the grace period');
+      assert.ok(service.logs.some((line) => line.msg === 'stopped'));
+      assert.ok(
+        service.logs.some((line) => line.msg === 'health changed' && line.status === 'NOT_SERVING'),
+      );
+      const stored = redis.cli('-n', '5', '--scan', '--pattern', 'sessionmanager:*');
+      assert.notEqual(stored, '', 'the in-flight write was stored');
+    } finally {
+      redis.signal('SIGCONT');
+      client.close();
+      service.child.kill('SIGKILL');
+    }
+  });
+});
