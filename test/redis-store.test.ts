@@ -1,30 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { RedisConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
+import { redisConfig } from './support/redis-config.ts';
 import { draft, LIMITS, storeContract, uniqueKey } from './support/store-contract.ts';
 
 let redis: TestRedis;
 let store: RedisStore;
 const prefix = `test-${process.pid}:`;
 
-export const redisConfig = (port: number, keyPrefix = prefix): RedisConfig => ({
-  host: '127.0.0.1',
-  port,
-  database: 5,
-  username: undefined,
-  password: undefined,
-  tls: false,
-  keyPrefix,
-  commandTimeoutMs: 1000,
-  connectTimeoutMs: 1000,
-});
-
 before(async () => {
   redis = await startRedis();
-  store = new RedisStore(redisConfig(redis.port), LIMITS, createLogger('silent'));
+  store = new RedisStore(redisConfig(redis.port, prefix), LIMITS, createLogger('silent'));
   await waitUntilReady(store);
 });
 

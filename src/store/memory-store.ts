@@ -43,7 +43,8 @@ export class MemoryStore implements SessionStore {
       version: (previous?.version ?? 0) + 1,
     };
     this.#store(key, session);
-    return session;
+    const { version, createdAtMs, expiresAtMs } = session;
+    return { version, createdAtMs, expiresAtMs };
   }
 
   async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {

@@ -1,0 +1,14 @@
+import type { RedisConfig } from '../../src/config.ts';
+
+/** Store settings for a test redis-server on loopback. */
+export const redisConfig = (port: number, keyPrefix: string): RedisConfig => ({
+  host: '127.0.0.1',
+  port,
+  database: 5,
+  username: undefined,
+  password: undefined,
+  tls: false,
+  keyPrefix,
+  commandTimeoutMs: 1000,
+  connectTimeoutMs: 1000,
+});
