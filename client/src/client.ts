@@ -1,6 +1,12 @@
 import { Client } from '@grpc/grpc-js';
 import { SessionError } from './errors.ts';
-import { fromWireSession, fromWireSetResult, toWireSet, toWireUpdate } from './messages.ts';
+import {
+  fromWireSession,
+  fromWireSetResult,
+  toWireSet,
+  toWireTouch,
+  toWireUpdate,
+} from './messages.ts';
 import { type ClientOptions, positive, resolveOptions } from './options.ts';
 import { withRetries } from './retry.ts';
 import type {
@@ -104,8 +110,7 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
     },
 
     async touchSession(input, callOptions) {
-      const wire = { session_key: input.sessionKey, ttl_seconds: input.ttlSeconds ?? 0 };
-      const touched = await invoke(methods.TouchSession, wire, true, callOptions);
+      const touched = await invoke(methods.TouchSession, toWireTouch(input), true, callOptions);
       return { expiresAtUnixMs: touched.expires_at_unix_ms };
     },
 

@@ -1,10 +1,17 @@
 import type { Codec } from './codec.ts';
 import { SessionError } from './errors.ts';
-import type { Session, SetSessionInput, SetSessionResult, UpdateSessionInput } from './types.ts';
+import type {
+  Session,
+  SetSessionInput,
+  SetSessionResult,
+  TouchSessionInput,
+  UpdateSessionInput,
+} from './types.ts';
 import type {
   WireSessionData,
   WireSetSessionRequest,
   WireSetSessionResponse,
+  WireTouchSessionRequest,
   WireUpdateSessionRequest,
 } from './wire.ts';
 
@@ -71,6 +78,10 @@ export function toWireUpdate<Req, Res, Attr>(
     wire.expected_version = int64(input.expectedVersion, 'expectedVersion');
   }
   return wire;
+}
+
+export function toWireTouch(input: TouchSessionInput): WireTouchSessionRequest {
+  return { session_key: input.sessionKey, ttl_seconds: int64(input.ttlSeconds, 'ttlSeconds') };
 }
 
 export function fromWireSession<Req, Res, Attr>(

@@ -1,0 +1,262 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import fc from 'fast-check';
+import { createClient, type SessionClient, SessionError } from '../src/index.ts';
+import { backoffMs } from '../src/retry.ts';
+import {
+  type MethodName,
+  type ScriptedServer,
+  StatusError,
+  startScriptedServer,
+} from './scripted-server.ts';
+
+const unavailable = () => {
+  throw new StatusError(status.UNAVAILABLE, 'store unreachable');
+};
+
+const session = {
+  session_key: 'k',
+  attributes: {},
+  ttl_seconds: 60,
+  expires_at_unix_ms: 1,
+  version: 2,
+  created_at_unix_ms: 1,
+};
+
+describe('backoffMs', () => {
+  test('stays between 0 and the doubling ceiling, capped by maxBackoffMs', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 0, max: 5000 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (retry, initialBackoffMs, extra, random) => {
+          const policy = {
+            maxAttempts: 3,
+            initialBackoffMs,
+            maxBackoffMs: initialBackoffMs + extra,
+          };
+          const delay = backoffMs(retry, policy, () => random);
+          const ceiling = Math.min(policy.maxBackoffMs, initialBackoffMs * 2 ** (retry - 1));
+          assert.ok(delay >= 0 && delay < ceiling + 1e-9, `${delay} within [0, ${ceiling})`);
+        },
+      ),
+    );
+  });
+
+  test('doubles the ceiling per retry', () => {
+    const policy = { maxAttempts: 5, initialBackoffMs: 50, maxBackoffMs: 1000 };
+    const nearlyOne = () => 0.999_999;
+    assert.deepStrictEqual(
+      [1, 2, 3, 4, 5, 6].map((retry) => Math.round(backoffMs(retry, policy, nearlyOne))),
+      [50, 100, 200, 400, 800, 1000],
+    );
+  });
+});
+
+describe('which calls retry on UNAVAILABLE', () => {
+  let server: ScriptedServer;
+  let client: SessionClient;
+
+  before(async () => {
+    server = await startScriptedServer({
+      SetSession: unavailable,
+      GetSession: unavailable,
+      UpdateSession: unavailable,
+      TouchSession: unavailable,
+      ConsumeSession: unavailable,
+      DeleteSession: unavailable,
+    });
+    client = createClient({
+      address: server.address,
+      retries: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 2 },
+    });
+  });
+  after(() => {
+    client.close();
+    server.close();
+  });
+
+  const cases: [string, MethodName, number, (c: SessionClient) => Promise<unknown>][] = [
+    ['getSession', 'GetSession', 3, (c) => c.getSession({ sessionKey: 'a' })],
+    [
+      'getSession with touch',
+      'GetSession',
+      3,
+      (c) => c.getSession({ sessionKey: 'b', touch: true }),
+    ],
+    ['touchSession', 'TouchSession', 3, (c) => c.touchSession({ sessionKey: 'a' })],
+    ['deleteSession', 'DeleteSession', 3, (c) => c.deleteSession({ sessionKey: 'a' })],
+    ['setSession with a key', 'SetSession', 3, (c) => c.setSession({ sessionKey: 'a' })],
+    ['setSession without a key', 'SetSession', 1, (c) => c.setSession({})],
+    ['setSession with an empty key', 'SetSession', 1, (c) => c.setSession({ sessionKey: '' })],
+    [
+      'updateSession with expectedVersion',
+      'UpdateSession',
+      3,
+      (c) => c.updateSession({ sessionKey: 'a', expectedVersion: 1 }),
+    ],
+    [
+      'updateSession without expectedVersion',
+      'UpdateSession',
+      1,
+      (c) => c.updateSession({ sessionKey: 'a', setAttributes: { x: 1 } }),
+    ],
+    ['consumeSession', 'ConsumeSession', 1, (c) => c.consumeSession({ sessionKey: 'a' })],
+  ];
+
+  for (const [name, method, attempts, call] of cases) {
+    test(`${name}: ${attempts} attempt(s)`, async () => {
+      const before = server.callsTo(method).length;
+      await assert.rejects(
+        call(client),
+        (error: unknown) => error instanceof SessionError && error.code === 'UNAVAILABLE',
+      );
+      assert.equal(server.callsTo(method).length - before, attempts);
+    });
+  }
+});
+
+describe('retry policy', () => {
+  let server: ScriptedServer;
+
+  before(async () => {
+    server = await startScriptedServer({
+      // Fails twice, then answers: the key says which behaviour to script.
+      GetSession: (request, attempt) => {
+        if (request.session_key === 'flaky' && attempt % 3 !== 0) {
+          unavailable();
+        }
+        if (request.session_key === 'internal') {
+          throw new StatusError(status.INTERNAL, 'bug');
+        }
+        if (request.session_key === 'down') {
+          unavailable();
+        }
+        return session;
+      },
+    });
+  });
+  after(() => server.close());
+
+  test('a retried call succeeds once the server answers', async () => {
+    const client = createClient({ address: server.address, retries: { initialBackoffMs: 1 } });
+    try {
+      const before = server.callsTo('GetSession').length;
+      const found = await client.getSession({ sessionKey: 'flaky' });
+      assert.equal(found?.version, 2);
+      assert.equal(server.callsTo('GetSession').length - before, 3);
+    } finally {
+      client.close();
+    }
+  });
+
+  test('statuses other than UNAVAILABLE are not retried', async () => {
+    const client = createClient({ address: server.address, retries: { initialBackoffMs: 1 } });
+    try {
+      const before = server.callsTo('GetSession').length;
+      await assert.rejects(client.getSession({ sessionKey: 'internal' }), { code: 'INTERNAL' });
+      assert.equal(server.callsTo('GetSession').length - before, 1);
+    } finally {
+      client.close();
+    }
+  });
+
+  test('retries: false makes a single attempt', async () => {
+    const client = createClient({ address: server.address, retries: false });
+    try {
+      const before = server.callsTo('GetSession').length;
+      await assert.rejects(client.getSession({ sessionKey: 'down' }), { code: 'UNAVAILABLE' });
+      assert.equal(server.callsTo('GetSession').length - before, 1);
+    } finally {
+      client.close();
+    }
+  });
+
+  test('retries stop before a backoff would pass the deadline', async () => {
+    const client = createClient({
+      address: server.address,
+      retries: { maxAttempts: 1000, initialBackoffMs: 40, maxBackoffMs: 40 },
+    });
+    try {
+      const before = server.callsTo('GetSession').length;
+      const started = Date.now();
+      // The last attempt may start with a few ms left and hit the deadline itself.
+      await assert.rejects(
+        client.getSession({ sessionKey: 'down' }, { deadlineMs: 300 }),
+        (error: unknown) =>
+          error instanceof SessionError &&
+          (error.code === 'UNAVAILABLE' || error.code === 'DEADLINE_EXCEEDED'),
+      );
+      const elapsed = Date.now() - started;
+      const attempts = server.callsTo('GetSession').length - before;
+      assert.ok(elapsed < 330, `gave up after ${elapsed} ms, by the 300 ms deadline`);
+      // Backoffs average 20 ms, so a 300 ms budget allows a handful of attempts, not 1000.
+      assert.ok(attempts > 2 && attempts < 100, `${attempts} attempts`);
+    } finally {
+      client.close();
+    }
+  });
+
+  test('aborting during a backoff stops the retries with CANCELLED', async () => {
+    const client = createClient({
+      address: server.address,
+      retries: { maxAttempts: 5, initialBackoffMs: 5000, maxBackoffMs: 5000 },
+    });
+    try {
+      const controller = new AbortController();
+      const before = server.callsTo('GetSession').length;
+      setTimeout(() => controller.abort(new Error('user left')), 100);
+      const started = Date.now();
+      await assert.rejects(
+        client.getSession(
+          { sessionKey: 'down' },
+          { signal: controller.signal, deadlineMs: 60_000 },
+        ),
+        (error: unknown) =>
+          error instanceof SessionError &&
+          error.code === 'CANCELLED' &&
+          (error.cause as Error).message === 'user left',
+      );
+      // Backoffs of up to 5 s each would take seconds to exhaust 5 attempts.
+      assert.ok(Date.now() - started < 1000);
+      assert.ok(server.callsTo('GetSession').length - before < 5);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('a server restarted on the same port', () => {
+  test('is reached again by a retried call', async () => {
+    let server = await startScriptedServer({ GetSession: () => session });
+    const { port } = server;
+    const client = createClient({
+      address: server.address,
+      retries: { maxAttempts: 30, initialBackoffMs: 20, maxBackoffMs: 100 },
+    });
+    try {
+      assert.equal((await client.getSession({ sessionKey: 'k' }))?.version, 2);
+      server.close();
+      // Restart while the call below is retrying against the dead port.
+      const restarted = new Promise<void>((resolve) => {
+        setTimeout(async () => {
+          server = await startScriptedServer({ GetSession: () => session }, port);
+          resolve();
+        }, 300);
+      });
+      const started = Date.now();
+      // grpc-js alone would not reconnect for about a second: the deadline is shorter.
+      const found = await client.getSession({ sessionKey: 'k' }, { deadlineMs: 800 });
+      await restarted;
+      assert.equal(found?.version, 2);
+      assert.ok(Date.now() - started >= 250, 'answered by the restarted server');
+      assert.equal(server.callsTo('GetSession').length, 1);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+});
