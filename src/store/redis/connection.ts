@@ -10,7 +10,7 @@ const MAX_BACKOFF_MS = 2000;
 const BASE_BACKOFF_MS = 50;
 
 /** Redis errors that mean "this node cannot serve now", not a bug in the request. */
-const TRANSIENT_REPLY = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY)\b/;
+const TRANSIENT_REPLY = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|FENCED)\b/;
 
 /** Full-jitter exponential backoff, capped: reconnecting replicas do not stampede Redis. */
 export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
