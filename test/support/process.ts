@@ -43,6 +43,15 @@ export async function spawnService(env: Record<string, string>): Promise<Service
     stderr += chunk.toString();
   });
   process.once('exit', () => child.kill('SIGKILL'));
-  await Promise.race([listening, exit]);
+  let timer: NodeJS.Timeout | undefined;
+  const tooSlow = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(`the service did not log "sessionmanager listening" within 20 s: ${stderr}`),
+      );
+    }, 20_000);
+  });
+  await Promise.race([listening, exit, tooSlow]).finally(() => clearTimeout(timer));
   return { child, logs, stderr: () => stderr, exited: () => exit };
 }
