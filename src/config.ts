@@ -6,6 +6,8 @@ export interface Config {
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly shutdownGraceMs: number;
+  /** `lean`: the node:http2 gRPC server; `grpc-js`: @grpc/grpc-js. */
+  readonly transport: 'lean' | 'grpc-js';
   readonly session: SessionLimits;
   /** Absent: the embedded in-memory store. */
   readonly redis: RedisConfig | undefined;
@@ -75,6 +77,7 @@ const ENV = z.object({
   PORT: integer(0, 65535).default(6027),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE: duration(0).default(10_000),
+  GRPC_TRANSPORT: z.enum(['lean', 'grpc-js']).default('lean'),
   SESSION_TTL: duration(1000).default(15 * 60_000),
   SESSION_MAX_TTL: duration(1000).default(24 * 3_600_000),
   SESSION_MAX_LIFETIME: duration(1000).default(24 * 3_600_000),
@@ -139,6 +142,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     shutdownGraceMs: e.SHUTDOWN_GRACE,
+    transport: e.GRPC_TRANSPORT,
     session: Object.freeze(session),
     redis: redis && Object.freeze(redis),
     memoryMaxBytes: e.MEMORY_MAX_BYTES,
