@@ -27,7 +27,9 @@ function connect(config: RedisConfig) {
     ...(username === undefined ? {} : { username }),
     ...(password === undefined ? {} : { password }),
     disableOfflineQueue: true,
-    commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } },
+    // timeout 0: node-redis would otherwise arm an AbortSignal.timeout (5 s)
+    // per command; RedisConnection.send enforces REDIS_COMMAND_TIMEOUT itself.
+    commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer }, timeout: 0 },
     socket: {
       host,
       port,
