@@ -254,9 +254,9 @@ async function runOne(
     const json = goLoadgen(target, op, concurrency, watch);
     const cpu = json.cpu_pct;
     return {
-      ...base,
       ...json,
-      errors: json.errors,
+      // After the loadgen's JSON, whose own `target` is the address.
+      ...base,
       serverCpuPct: pids.reduce((sum, _, i) => sum + (cpu[`s${i}`] ?? 0), 0),
       redisCpuPct: cpu.redis ?? 0,
       othersPct: cpu.others ?? 0,

@@ -15,11 +15,13 @@ describe('config', () => {
     assert.ok(Object.isFrozen(config));
   });
 
-  it('GRPC_TRANSPORT defaults to lean; WORKERS defaults to the cores with Redis and 1 without', () => {
+  it('GRPC_TRANSPORT defaults to lean; WORKERS defaults to 1; auto means the cores with Redis and 1 without', () => {
     assert.equal(loadConfig({}).transport, 'lean');
     assert.equal(loadConfig({ GRPC_TRANSPORT: 'grpc-js' }).transport, 'grpc-js');
     assert.equal(loadConfig({}).workers, 1);
-    assert.equal(loadConfig({ REDIS_HOST: 'h' }).workers, availableParallelism());
+    assert.equal(loadConfig({ REDIS_HOST: 'h' }).workers, 1);
+    assert.equal(loadConfig({ REDIS_HOST: 'h', WORKERS: 'auto' }).workers, availableParallelism());
+    assert.equal(loadConfig({ WORKERS: 'auto' }).workers, 1);
     assert.equal(loadConfig({ REDIS_HOST: 'h', WORKERS: '3' }).workers, 3);
     assert.throws(
       () => loadConfig({ WORKERS: '2' }),
