@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /** Everything the service reads from its environment, parsed once at start. */
@@ -8,6 +9,10 @@ export interface Config {
   readonly httpPort: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly shutdownGraceMs: number;
+  /** `lean`: the node:http2 gRPC server; `grpc-js`: @grpc/grpc-js. */
+  readonly transport: 'lean' | 'grpc-js';
+  /** Server processes sharing the port (node:cluster); 1 serves in this process. */
+  readonly workers: number;
   readonly session: SessionLimits;
   /** Absent: the embedded in-memory store. */
   readonly redis: RedisConfig | undefined;
@@ -78,6 +83,10 @@ const ENV = z.object({
   HTTP_PORT: integer(0, 65535).default(8080),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE: duration(0).default(10_000),
+  GRPC_TRANSPORT: z.enum(['lean', 'grpc-js']).default('lean'),
+  // 1 by default: on a 2-core box shared with Redis and the clients, 2 workers
+  // measured no faster than 1 (bench/RESULTS.md). `auto` uses every core.
+  WORKERS: z.union([z.literal('auto'), integer(1, 256)]).default(1),
   SESSION_TTL: duration(1000).default(15 * 60_000),
   SESSION_MAX_TTL: duration(1000).default(24 * 3_600_000),
   SESSION_MAX_LIFETIME: duration(1000).default(24 * 3_600_000),
@@ -137,12 +146,21 @@ export function loadConfig(env: Env = process.env): Config {
         connectTimeoutMs: e.REDIS_CONNECT_TIMEOUT,
       }
     : undefined;
+  // The in-memory store lives in one process, so it cannot be shared by workers.
+  if (!redis && typeof e.WORKERS === 'number' && e.WORKERS > 1) {
+    throw new ConfigError(
+      `invalid configuration:\n  WORKERS=${JSON.stringify(env.WORKERS)}: more than one worker needs REDIS_HOST (the in-memory store lives in one process)`,
+    );
+  }
+  const workers = e.WORKERS === 'auto' ? (redis ? availableParallelism() : 1) : e.WORKERS;
   return Object.freeze({
     host: e.HOST,
     port: e.PORT,
     httpPort: e.HTTP_PORT,
     logLevel: e.LOG_LEVEL,
     shutdownGraceMs: e.SHUTDOWN_GRACE,
+    transport: e.GRPC_TRANSPORT,
+    workers,
     session: Object.freeze(session),
     redis: redis && Object.freeze(redis),
     memoryMaxBytes: e.MEMORY_MAX_BYTES,

@@ -1,11 +1,12 @@
-import { ConfigError, loadConfig } from './config.ts';
-import { createLogger } from './logger.ts';
+import cluster from 'node:cluster';
+import { type Config, ConfigError, loadConfig } from './config.ts';
+import { createLogger, type Logger } from './logger.ts';
 import { createServer } from './server.ts';
 import { createStore } from './store/create-store.ts';
 
-/** Process wiring: config, store, server, signals. */
+/** Process wiring: config, store, server, signals; with WORKERS > 1, a node:cluster primary. */
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (error) {
@@ -14,6 +15,14 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel);
+  process.on('unhandledRejection', (reason) =>
+    logger.error({ err: reason }, 'unhandled rejection'),
+  );
+  if (config.workers > 1 && cluster.isPrimary) superviseWorkers(config, logger);
+  else await serve(config, logger);
+}
+
+async function serve(config: Config, logger: Logger): Promise<void> {
   const store = createStore(config, logger);
   const server = createServer(config, { store, logger });
   const ports = await server.listen();
@@ -23,16 +32,13 @@ async function main(): Promise<void> {
       port: ports.grpc,
       httpPort: ports.http,
       store: config.redis ? 'redis' : 'memory',
+      transport: config.transport,
+      ...(cluster.isWorker && { worker: cluster.worker?.id }),
       health: server.health.status,
     },
     'sessionmanager listening',
   );
-
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+  onStopSignal(logger, config, () =>
     server.close().then(
       () => {
         logger.info('stopped');
@@ -42,13 +48,48 @@ async function main(): Promise<void> {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
       },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.on('unhandledRejection', (reason) =>
-    logger.error({ err: reason }, 'unhandled rejection'),
+    ),
   );
+}
+
+/**
+ * The primary of WORKERS processes that share the port (node:cluster hands
+ * each accepted connection to a worker). It serves nothing itself: it
+ * replaces a worker that dies, and on SIGTERM forwards the signal so every
+ * worker drains its own calls, then exits 0 once all have stopped cleanly.
+ */
+function superviseWorkers(config: Config, logger: Logger): void {
+  let stopping = false;
+  let failed = false;
+  for (let i = 0; i < config.workers; i++) cluster.fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (code !== 0) failed = true;
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        logger.info('stopped');
+        process.exit(failed ? 1 : 0);
+      }
+      return;
+    }
+    logger.error({ worker: worker.id, code, signal }, 'worker died; starting another');
+    cluster.fork();
+  });
+  onStopSignal(logger, config, () => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+  });
+}
+
+function onStopSignal(logger: Logger, config: Config, stop: () => void): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+    stop();
+  };
+  process.on('SIGTERM', handle);
+  process.on('SIGINT', handle);
 }
 
 main().catch((error: unknown) => {

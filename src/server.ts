@@ -1,5 +1,6 @@
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServiceDefinition, status } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Config } from './config.ts';
 import { createHttpServer } from './http/http-server.ts';
@@ -9,9 +10,13 @@ import { SessionService } from './service.ts';
 import { InstrumentedStore } from './store/instrumented-store.ts';
 import type { SessionStore } from './store/store.ts';
 import { createTokenGenerator } from './token.ts';
-import { sessionManagerHandlers } from './transport/grpc-service.ts';
+import { type CallContext, sessionManagerHandlers } from './transport/grpc-service.ts';
 import { HealthMonitor } from './transport/health.ts';
+import { grpcJsServiceHost } from './transport/lean/grpc-js-services.ts';
+import { LeanServer } from './transport/lean/http2-server.ts';
+import { sessionMethods } from './transport/lean/session-methods.ts';
 import { packageDefinition, SERVICE_NAME } from './transport/proto.ts';
+import { statusName, toStatus } from './transport/status.ts';
 
 /** Room for keys, attribute names and framing beside the session's own bytes. */
 const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
@@ -25,6 +30,11 @@ export interface SessionServer {
   readonly metrics: Metrics;
 }
 
+interface Transport {
+  listen(): Promise<number>;
+  close(): Promise<void>;
+}
+
 export function createServer(
   config: Config,
   deps: { store: SessionStore; logger: Logger },
@@ -36,19 +46,14 @@ export function createServer(
   const health = new HealthMonitor(
     () => store.ping(),
     logger,
-    (status) => metrics.storeUp.set(status === 'SERVING' ? 1 : 0),
+    (serving) => metrics.storeUp.set(serving === 'SERVING' ? 1 : 0),
   );
+  const context: CallContext = { logger, metrics };
   const maxMessageBytes = config.session.maxBytes + MESSAGE_OVERHEAD_BYTES;
-  const grpc = new Server({
-    'grpc.max_receive_message_length': maxMessageBytes,
-    'grpc.max_send_message_length': maxMessageBytes,
-  });
-  grpc.addService(
-    packageDefinition[SERVICE_NAME] as ServiceDefinition,
-    sessionManagerHandlers(service, { logger, metrics }),
-  );
-  health.implementation.addToServer(grpc);
-  new ReflectionService(packageDefinition).addToServer(grpc);
+  const transport =
+    config.transport === 'lean'
+      ? leanTransport(config, maxMessageBytes, service, health, context)
+      : grpcJsTransport(config, maxMessageBytes, service, health, context);
   // Base64 makes JSON payloads a third larger than their bytes.
   const http =
     config.httpPort === 0
@@ -65,21 +70,8 @@ export function createServer(
     health,
     metrics,
     async listen() {
-      const grpcPort = await new Promise<number>((resolve, reject) =>
-        grpc.bindAsync(
-          `${config.host}:${config.port}`,
-          ServerCredentials.createInsecure(),
-          (error, bound) => (error ? reject(error) : resolve(bound)),
-        ),
-      );
-      let httpPort: number | undefined;
-      if (http) {
-        await new Promise<void>((resolve, reject) => {
-          http.once('error', reject);
-          http.listen(config.httpPort, config.host, resolve);
-        });
-        httpPort = (http.address() as AddressInfo).port;
-      }
+      const grpcPort = await transport.listen();
+      const httpPort = http ? await listenHttp(http, config) : undefined;
       await health.start();
       return { grpc: grpcPort, http: httpPort };
     },
@@ -87,19 +79,97 @@ export function createServer(
       health.stop();
       http?.close();
       http?.closeIdleConnections();
-      await new Promise<void>((resolve) => {
+      await transport.close();
+      http?.closeAllConnections();
+      await store.close();
+    },
+  };
+}
+
+async function listenHttp(http: HttpServer, config: Config): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.httpPort, config.host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  return (http.address() as AddressInfo).port;
+}
+
+/** The session RPCs on node:http2 directly, with health and reflection on the same port. */
+function leanTransport(
+  config: Config,
+  maxMessageBytes: number,
+  service: SessionService,
+  health: HealthMonitor,
+  { logger, metrics }: CallContext,
+): Transport {
+  const server = new LeanServer({
+    maxReceiveBytes: maxMessageBytes,
+    maxSendBytes: maxMessageBytes,
+    statusOf: (error, path, requestId) => {
+      const result = toStatus(error);
+      if (result.code === status.INTERNAL) {
+        logger.error({ err: error, path, requestId }, 'call failed');
+      }
+      return result;
+    },
+    observe: (method, code, seconds) =>
+      metrics.observeCall('grpc', method, statusName(code), seconds),
+  });
+  for (const [path, unary] of Object.entries(sessionMethods(service))) {
+    server.register(path, { unary });
+  }
+  const host = grpcJsServiceHost((path, method) => server.register(path, method));
+  health.implementation.addToServer(host);
+  new ReflectionService(packageDefinition).addToServer(host);
+  return {
+    listen: () => server.listen(config.host, config.port),
+    close: () => server.close(config.shutdownGraceMs),
+  };
+}
+
+function grpcJsTransport(
+  config: Config,
+  maxMessageBytes: number,
+  service: SessionService,
+  health: HealthMonitor,
+  context: CallContext,
+): Transport {
+  const server = new Server({
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+  });
+  server.addService(
+    packageDefinition[SERVICE_NAME] as ServiceDefinition,
+    sessionManagerHandlers(service, context),
+  );
+  health.implementation.addToServer(server);
+  new ReflectionService(packageDefinition).addToServer(server);
+  return {
+    listen: () =>
+      new Promise<number>((resolve, reject) =>
+        server.bindAsync(
+          `${config.host}:${config.port}`,
+          ServerCredentials.createInsecure(),
+          (error, bound) => (error ? reject(error) : resolve(bound)),
+        ),
+      ),
+    close: () =>
+      new Promise<void>((resolve) => {
         const force = setTimeout(() => {
-          logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over; cancelling calls');
-          grpc.forceShutdown();
-          http?.closeAllConnections();
+          context.logger.warn(
+            { graceMs: config.shutdownGraceMs },
+            'grace period over; cancelling calls',
+          );
+          server.forceShutdown();
           resolve();
         }, config.shutdownGraceMs);
-        grpc.tryShutdown(() => {
+        server.tryShutdown(() => {
           clearTimeout(force);
           resolve();
         });
-      });
-      await store.close();
-    },
+      }),
   };
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError, loadConfig, parseDuration } from '../src/config.ts';
@@ -12,6 +13,21 @@ describe('config', () => {
     assert.equal(config.session.maxBytes, 1024 * 1024);
     assert.equal(config.redis, undefined);
     assert.ok(Object.isFrozen(config));
+  });
+
+  it('GRPC_TRANSPORT defaults to lean; WORKERS defaults to 1; auto means the cores with Redis and 1 without', () => {
+    assert.equal(loadConfig({}).transport, 'lean');
+    assert.equal(loadConfig({ GRPC_TRANSPORT: 'grpc-js' }).transport, 'grpc-js');
+    assert.equal(loadConfig({}).workers, 1);
+    assert.equal(loadConfig({ REDIS_HOST: 'h' }).workers, 1);
+    assert.equal(loadConfig({ REDIS_HOST: 'h', WORKERS: 'auto' }).workers, availableParallelism());
+    assert.equal(loadConfig({ WORKERS: 'auto' }).workers, 1);
+    assert.equal(loadConfig({ REDIS_HOST: 'h', WORKERS: '3' }).workers, 3);
+    assert.throws(
+      () => loadConfig({ WORKERS: '2' }),
+      /WORKERS="2": more than one worker needs REDIS_HOST/,
+    );
+    assert.throws(() => loadConfig({ GRPC_TRANSPORT: 'fast' }), /GRPC_TRANSPORT="fast"/);
   });
 
   it('REDIS_HOST selects Redis with the documented defaults', () => {

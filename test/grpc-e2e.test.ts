@@ -15,8 +15,14 @@ async function failsWith(promise: Promise<unknown>, code: status, field: string)
   });
 }
 
-for (const storeName of ['memory', 'redis'] as const) {
-  describe(`gRPC end to end on the ${storeName} store`, () => {
+// Both transports stay selectable (GRPC_TRANSPORT), so both must pass.
+for (const [storeName, transport] of [
+  ['memory', 'lean'],
+  ['redis', 'lean'],
+  ['memory', 'grpc-js'],
+  ['redis', 'grpc-js'],
+] as const) {
+  describe(`gRPC end to end on the ${storeName} store, ${transport} transport`, () => {
     let redis: TestRedis | undefined;
     let server: TestServer;
     let client: RawClient;
@@ -25,7 +31,7 @@ for (const storeName of ['memory', 'redis'] as const) {
       redis = storeName === 'redis' ? await startRedis() : undefined;
       server = await startServer({
         ...(redis && { redisPort: redis.port }),
-        env: { SESSION_MAX_BYTES, SESSION_MAX_LIFETIME: '1h' },
+        env: { SESSION_MAX_BYTES, SESSION_MAX_LIFETIME: '1h', GRPC_TRANSPORT: transport },
       });
       client = rawClient(server.address);
     });

@@ -80,4 +80,40 @@ describe('the service process', () => {
       service.child.kill('SIGKILL');
     }
   });
+
+  it('WORKERS=2: two processes share the port, both serve, and SIGTERM to the primary drains both', async () => {
+    const port = await freePort();
+    const service = await spawnService({
+      PORT: String(port),
+      REDIS_HOST: '127.0.0.1',
+      REDIS_PORT: String(redis.port),
+      WORKERS: '2',
+      SHUTDOWN_GRACE: '5s',
+    });
+    try {
+      await waitFor(
+        'both workers',
+        async () =>
+          service.logs.filter((line) => line.msg === 'sessionmanager listening').length === 2,
+      );
+      const workers = new Set(
+        service.logs.filter((l) => l.msg === 'sessionmanager listening').map((l) => l.worker),
+      );
+      assert.equal(workers.size, 2);
+      // Each new connection goes to the next worker: every one of them serves.
+      for (let i = 0; i < 4; i++) {
+        const client = rawClient(`127.0.0.1:${port}`);
+        await waitFor('SERVING', async () => (await client.health()) === 'SERVING');
+        const { session_key } = await client.call('SetSession', {});
+        assert.equal((await client.call('GetSession', { session_key })).session_key, session_key);
+        client.close();
+      }
+      service.child.kill('SIGTERM');
+      const { code } = await service.exited();
+      assert.equal(code, 0);
+      assert.equal(service.logs.filter((line) => line.msg === 'stopped').length, 3);
+    } finally {
+      service.child.kill('SIGKILL');
+    }
+  });
 });

@@ -2,6 +2,7 @@ import { createClient, ErrorReply, RESP_TYPES } from '@redis/client';
 import type { RedisConfig } from '../../config.ts';
 import { ErrorCode, SessionError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
+import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
 import type { Script } from './scripts.ts';
 
 export type Reply = Buffer | number | null | Reply[];
@@ -26,7 +27,9 @@ function connect(config: RedisConfig) {
     ...(username === undefined ? {} : { username }),
     ...(password === undefined ? {} : { password }),
     disableOfflineQueue: true,
-    commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } },
+    // timeout 0: node-redis would otherwise arm an AbortSignal.timeout (5 s)
+    // per command; RedisConnection.send enforces REDIS_COMMAND_TIMEOUT itself.
+    commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer }, timeout: 0 },
     socket: {
       host,
       port,
@@ -52,6 +55,7 @@ type Client = ReturnType<typeof connect>;
 export class RedisConnection {
   readonly #config: RedisConfig;
   readonly #logger: Logger;
+  readonly #timeouts: TimeoutSweeper;
   #client: Client;
   #state: 'connecting' | 'up' | 'down' = 'connecting';
   #closed = false;
@@ -59,31 +63,42 @@ export class RedisConnection {
   constructor(config: RedisConfig, logger: Logger) {
     this.#config = config;
     this.#logger = logger;
+    // A timeout fires up to a tenth of itself late, and never more than 50 ms.
+    this.#timeouts = new TimeoutSweeper(
+      Math.max(1, Math.min(50, Math.floor(config.commandTimeoutMs / 10))),
+    );
     this.#client = this.#open();
   }
 
-  /** Sends one command; every string in the reply is a Buffer. */
-  async send(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
+  /**
+   * Sends one command; every string in the reply is a Buffer. The timeout is
+   * an entry in one shared sweeper, not a timer and a Promise.race per command.
+   */
+  send(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
     const client = this.#client;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new SessionError(
-            ErrorCode.StoreTimeout,
-            `store: Redis did not answer within ${this.#config.commandTimeoutMs} ms`,
-          ),
-        );
-        this.#replace(client);
-      }, this.#config.commandTimeoutMs);
+    return new Promise<Reply>((resolve, reject) => {
+      const pending: Expiring = {
+        expiresAtMs: Date.now() + this.#config.commandTimeoutMs,
+        expire: () => {
+          reject(
+            new SessionError(
+              ErrorCode.StoreTimeout,
+              `store: Redis did not answer within ${this.#config.commandTimeoutMs} ms`,
+            ),
+          );
+          this.#replace(client);
+        },
+      };
+      this.#timeouts.add(pending);
+      client.sendCommand<Reply>(args).then(
+        (reply) => {
+          if (this.#timeouts.delete(pending)) resolve(reply);
+        },
+        (error: unknown) => {
+          if (this.#timeouts.delete(pending)) reject(storeError(error));
+        },
+      );
     });
-    try {
-      return await Promise.race([client.sendCommand<Reply>(args), timeout]);
-    } catch (error) {
-      throw storeError(error);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Runs a script by its SHA1, sending the source only when Redis lacks it (after a restart). */

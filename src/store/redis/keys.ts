@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * Every Redis key and hash field the store uses, in one place.
@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
  * session keeps every operation within one Cluster slot.
  */
 export function sessionKey(prefix: string, key: string): string {
-  return `${prefix}s:${createHash('sha256').update(key).digest('base64url')}`;
+  return `${prefix}s:${hash('sha256', key, 'base64url')}`;
 }
 
 export const Field = {

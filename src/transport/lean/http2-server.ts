@@ -1,0 +1,472 @@
+import {
+  constants,
+  createServer,
+  type Http2Server,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync, inflateSync } from 'node:zlib';
+import { requestId } from '../../request-id.ts';
+import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
+
+/**
+ * A small gRPC server on node:http2: unary calls first, and the few streaming
+ * calls health Watch and reflection need. It implements the parts of the gRPC
+ * over HTTP/2 protocol a conformant server needs (PROTOCOL-HTTP2.md):
+ * grpc-timeout deadlines, trailers-only errors, percent-encoded grpc-message,
+ * message size limits checked on the 5-byte prefix before a message is
+ * buffered, gzip/deflate requests, UNIMPLEMENTED for unknown methods and
+ * encodings, and a graceful drain. It skips what grpc-js spends most of its
+ * time on: interceptors, metadata objects, channelz and per-call promise chains.
+ */
+
+/** gRPC status codes this file sends itself. */
+export const Code = {
+  OK: 0,
+  CANCELLED: 1,
+  DEADLINE_EXCEEDED: 4,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const;
+
+/** A failure with its own status code, for handlers outside the session service. */
+export class CallError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Takes one request message (unframed) and resolves to one framed response message. */
+export type UnaryHandler = (request: Buffer) => Promise<Buffer>;
+
+/** A streaming call as its handler sees it. Messages are unframed protobuf. */
+export interface StreamCall {
+  onMessage: ((message: Buffer) => void) | undefined;
+  /** The client has sent its last message. */
+  onEnd: (() => void) | undefined;
+  /** The client went away, the deadline passed or the server is stopping. */
+  onCancel: (() => void) | undefined;
+  write(message: Buffer): void;
+  end(code?: number, details?: string): void;
+}
+
+export type Method =
+  | { readonly unary: UnaryHandler }
+  | { readonly stream: (call: StreamCall) => void };
+
+export interface LeanServerOptions {
+  readonly maxReceiveBytes: number;
+  readonly maxSendBytes: number;
+  /** Maps a handler's rejection to a status; the place where unexpected errors get logged. */
+  readonly statusOf: (
+    error: unknown,
+    path: string,
+    requestId: string,
+  ) => { code: number; details: string };
+  /** Told of every call that ends: its method name ("unknown" for unknown paths), status and duration. */
+  readonly observe?: (method: string, code: number, seconds: number) => void;
+}
+
+const ACCEPT_ENCODING = 'identity,deflate,gzip';
+const DECOMPRESS: Record<string, typeof gunzipSync> = { gzip: gunzipSync, deflate: inflateSync };
+const RESPONSE_HEADERS: OutgoingHttpHeaders = {
+  ':status': 200,
+  'content-type': 'application/grpc',
+  'grpc-accept-encoding': ACCEPT_ENCODING,
+};
+const OK_TRAILERS: OutgoingHttpHeaders = { 'grpc-status': '0' };
+const TIMEOUT_UNIT_MS: Record<string, number> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1000,
+  m: 1,
+  u: 0.001,
+  n: 0.000_001,
+};
+/** Deadlines fire up to this late; a call's own timeout is typically seconds. */
+const DEADLINE_RESOLUTION_MS = 5;
+const NO_DEADLINE = Number.POSITIVE_INFINITY;
+const EMPTY = Buffer.alloc(0);
+
+/** grpc-timeout: at most 8 digits and a unit. Undefined when absent, NaN when malformed. */
+function parseTimeout(value: string | string[] | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const match = typeof value === 'string' ? /^(\d{1,8})([HMSmun])$/.exec(value) : null;
+  if (!match) return Number.NaN;
+  return Number(match[1]) * (TIMEOUT_UNIT_MS[match[2] as string] ?? Number.NaN);
+}
+
+/** grpc-message is percent-encoded UTF-8: printable ASCII except '%' passes as it is. */
+export function encodeGrpcMessage(message: string): string {
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(message)) return message;
+  let out = '';
+  for (const byte of Buffer.from(message)) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function trailers(code: number, details: string): OutgoingHttpHeaders {
+  return code === Code.OK
+    ? OK_TRAILERS
+    : { 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(details) };
+}
+
+export class LeanServer {
+  readonly #http2: Http2Server;
+  readonly #methods = new Map<string, Method>();
+  readonly #options: LeanServerOptions;
+  readonly #deadlines = new TimeoutSweeper(DEADLINE_RESOLUTION_MS);
+  readonly #sessions = new Set<Http2Session>();
+  readonly #streamCalls = new Set<Call>();
+
+  constructor(options: LeanServerOptions) {
+    this.#options = options;
+    this.#http2 = createServer({
+      // Room for a whole maximum-size message in flight on a stream and a connection.
+      settings: { initialWindowSize: Math.min(options.maxReceiveBytes + 5, 2 ** 31 - 1) },
+      maxSessionMemory: 64,
+    });
+    this.#http2.on('session', (session) => {
+      this.#sessions.add(session);
+      session.on('error', () => session.destroy());
+      session.once('close', () => this.#sessions.delete(session));
+    });
+    this.#http2.on('stream', (stream, headers) => this.#onStream(stream, headers));
+  }
+
+  /** `path` is /package.Service/Method. */
+  register(path: string, method: Method): void {
+    this.#methods.set(path, method);
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#http2.once('error', reject);
+      this.#http2.listen(port, host, () => {
+        this.#http2.off('error', reject);
+        resolve((this.#http2.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections, sends GOAWAY so clients open no new streams,
+   * ends streaming calls (health Watch) with UNAVAILABLE, and lets unary calls
+   * finish for up to `graceMs` before cutting the connections.
+   */
+  async close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#http2.close(() => resolve()));
+    for (const call of this.#streamCalls) call.end(Code.UNAVAILABLE, 'the server is shutting down');
+    for (const session of this.#sessions) session.close();
+    let force: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<boolean>((resolve) => {
+      force = setTimeout(() => resolve(true), graceMs);
+    });
+    const forced = await Promise.race([closed.then(() => false), graceOver]);
+    clearTimeout(force);
+    if (forced) {
+      for (const session of this.#sessions) session.destroy();
+      await closed;
+    }
+  }
+
+  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    // A peer reset surfaces as an error event; the call notices through `destroyed`.
+    stream.on('error', ignore);
+    const contentType = headers['content-type'];
+    if (headers[':method'] !== 'POST') {
+      stream.respond({ ':status': 405 }, { endStream: true });
+      return;
+    }
+    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
+      stream.respond({ ':status': 415 }, { endStream: true });
+      return;
+    }
+    const path = headers[':path'] ?? '';
+    const call = new Call(this, stream, path, requestId(headers['x-request-id']));
+    const method = this.#methods.get(path);
+    if (!method) {
+      call.end(Code.UNIMPLEMENTED, `unknown method ${path}`);
+      return;
+    }
+    const encoding = headers['grpc-encoding'];
+    if (encoding !== undefined && encoding !== 'identity' && !DECOMPRESS[encoding as string]) {
+      call.end(
+        Code.UNIMPLEMENTED,
+        `unsupported grpc-encoding "${String(encoding)}"; this server accepts ${ACCEPT_ENCODING}`,
+      );
+      return;
+    }
+    const timeoutMs = parseTimeout(headers['grpc-timeout']);
+    if (Number.isNaN(timeoutMs)) {
+      call.end(Code.INTERNAL, 'malformed grpc-timeout');
+      return;
+    }
+    call.start(method, encoding as string | undefined, timeoutMs);
+  }
+
+  /** Internal to Call. */
+  get options(): LeanServerOptions {
+    return this.#options;
+  }
+  get deadlines(): TimeoutSweeper {
+    return this.#deadlines;
+  }
+  get streamCalls(): Set<Call> {
+    return this.#streamCalls;
+  }
+}
+
+function ignore(): void {}
+
+/** One RPC: reads length-prefixed messages, enforces the deadline, writes the reply. */
+class Call implements Expiring, StreamCall {
+  expiresAtMs = NO_DEADLINE;
+  onMessage: ((message: Buffer) => void) | undefined;
+  onEnd: (() => void) | undefined;
+  onCancel: (() => void) | undefined;
+  readonly #server: LeanServer;
+  readonly #stream: ServerHttp2Stream;
+  readonly #path: string;
+  readonly #requestId: string;
+  readonly #startedAt = performance.now();
+  #method: Method | undefined;
+  #decompress: typeof gunzipSync | undefined;
+  #done = false;
+  #trailers = OK_TRAILERS;
+  // Framing state: bytes received but not yet parsed, and the length of the
+  // message being received (-1 while its 5-byte prefix is incomplete).
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #messageLength = -1;
+  #compressed = false;
+  #request: Buffer | undefined;
+
+  constructor(server: LeanServer, stream: ServerHttp2Stream, path: string, id: string) {
+    this.#server = server;
+    this.#stream = stream;
+    this.#path = path;
+    this.#requestId = id;
+  }
+
+  start(method: Method, encoding: string | undefined, timeoutMs: number | undefined): void {
+    this.#method = method;
+    this.#decompress = encoding === undefined ? undefined : DECOMPRESS[encoding];
+    if (timeoutMs !== undefined) {
+      this.expiresAtMs = Date.now() + timeoutMs;
+      this.#server.deadlines.add(this);
+    }
+    const stream = this.#stream;
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.once('end', () => this.#onClientEnd());
+    if ('stream' in method) {
+      this.#server.streamCalls.add(this);
+      stream.once('close', () => {
+        if (!this.#done) this.#cancel();
+      });
+      method.stream(this);
+    }
+  }
+
+  expire(): void {
+    this.end(Code.DEADLINE_EXCEEDED, 'deadline exceeded');
+  }
+
+  write(message: Buffer): void {
+    if (this.#done || this.#stream.destroyed) return;
+    if (message.length > this.#server.options.maxSendBytes) {
+      this.end(Code.RESOURCE_EXHAUSTED, 'response larger than the server sends');
+      return;
+    }
+    this.#respond();
+    const prefix = Buffer.allocUnsafe(5);
+    prefix[0] = 0;
+    prefix.writeUInt32BE(message.length, 1);
+    this.#stream.write(prefix);
+    this.#stream.write(message);
+  }
+
+  /** Ends the call with a status: trailers-only when nothing was sent yet. */
+  end(code: number = Code.OK, details = ''): void {
+    if (this.#done) return;
+    const cancelled = code !== Code.OK && this.onCancel !== undefined;
+    this.#finish(code);
+    if (cancelled) this.onCancel?.();
+    const stream = this.#stream;
+    if (stream.destroyed) return;
+    if (stream.headersSent) {
+      this.#trailers = trailers(code, details);
+      stream.end();
+    } else {
+      stream.respond(
+        { ...RESPONSE_HEADERS, 'x-request-id': this.#requestId, ...trailers(code, details) },
+        { endStream: true },
+      );
+    }
+    // The reply is complete; stop the client sending the rest of its request.
+    if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+  }
+
+  #respond(): void {
+    if (this.#stream.headersSent) return;
+    this.#stream.respond(
+      { ...RESPONSE_HEADERS, 'x-request-id': this.#requestId },
+      { waitForTrailers: true },
+    );
+    this.#stream.once('wantTrailers', () => this.#stream.sendTrailers(this.#trailers));
+  }
+
+  #finish(code: number): void {
+    this.#done = true;
+    const method = this.#method ? this.#path.slice(this.#path.lastIndexOf('/') + 1) : 'unknown';
+    this.#server.options.observe?.(method, code, (performance.now() - this.#startedAt) / 1000);
+    this.#chunks = [];
+    this.#server.deadlines.delete(this);
+    this.#server.streamCalls.delete(this);
+  }
+
+  #cancel(): void {
+    this.#finish(Code.CANCELLED);
+    this.onCancel?.();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#done) return;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    for (;;) {
+      if (this.#messageLength < 0) {
+        if (this.#buffered < 5) return;
+        const prefix = this.#take(5);
+        const flag = prefix[0];
+        const length = prefix.readUInt32BE(1);
+        if (flag !== 0 && flag !== 1) {
+          this.end(Code.INTERNAL, `invalid message flag ${flag}`);
+          return;
+        }
+        if (length > this.#server.options.maxReceiveBytes) {
+          this.end(
+            Code.RESOURCE_EXHAUSTED,
+            `request of ${length} bytes is larger than the limit of ${this.#server.options.maxReceiveBytes}`,
+          );
+          return;
+        }
+        this.#messageLength = length;
+        this.#compressed = flag === 1;
+      }
+      if (this.#buffered < this.#messageLength) return;
+      const message = this.#take(this.#messageLength);
+      this.#messageLength = -1;
+      this.#onMessage(message);
+      if (this.#done) return;
+    }
+  }
+
+  /** The next `length` bytes; without copying when one chunk holds them, as it usually does. */
+  #take(length: number): Buffer {
+    if (length === 0) return EMPTY;
+    const first = this.#chunks[0] as Buffer;
+    let taken: Buffer;
+    if (first.length >= length) {
+      taken = first.subarray(0, length);
+      if (first.length === length) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(length);
+    } else {
+      const all = Buffer.concat(this.#chunks, this.#buffered);
+      taken = all.subarray(0, length);
+      this.#chunks = all.length > length ? [all.subarray(length)] : [];
+    }
+    this.#buffered -= length;
+    return taken;
+  }
+
+  #onMessage(raw: Buffer): void {
+    let message = raw;
+    if (this.#compressed) {
+      if (!this.#decompress) {
+        this.end(Code.INTERNAL, 'compressed message without a grpc-encoding');
+        return;
+      }
+      const { maxReceiveBytes } = this.#server.options;
+      try {
+        message = this.#decompress(raw, { maxOutputLength: maxReceiveBytes });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+          this.end(
+            Code.RESOURCE_EXHAUSTED,
+            `decompressed request is larger than the limit of ${maxReceiveBytes}`,
+          );
+        } else this.end(Code.INTERNAL, 'cannot decompress the request');
+        return;
+      }
+    }
+    if (this.onMessage) {
+      this.onMessage(message);
+      return;
+    }
+    if (this.#request !== undefined) {
+      this.end(Code.INTERNAL, 'more than one request message for a unary method');
+      return;
+    }
+    this.#request = message;
+  }
+
+  #onClientEnd(): void {
+    if (this.#done) return;
+    if (this.onEnd) {
+      this.onEnd();
+      return;
+    }
+    const method = this.#method;
+    if (!method || !('unary' in method)) return;
+    const request = this.#request;
+    if (request === undefined) {
+      this.end(Code.INTERNAL, 'no request message');
+      return;
+    }
+    this.#request = undefined;
+    let reply: Promise<Buffer>;
+    try {
+      reply = method.unary(request);
+    } catch (error) {
+      reply = Promise.reject(error);
+    }
+    reply.then(
+      (frame) => this.#reply(frame),
+      (error: unknown) => this.#fail(error),
+    );
+  }
+
+  #reply(frame: Buffer): void {
+    if (this.#done) return;
+    if (frame.length - 5 > this.#server.options.maxSendBytes) {
+      this.end(Code.RESOURCE_EXHAUSTED, 'response larger than the server sends');
+      return;
+    }
+    this.#finish(Code.OK);
+    if (this.#stream.destroyed) return;
+    this.#respond();
+    this.#stream.end(frame);
+  }
+
+  #fail(error: unknown): void {
+    if (error instanceof CallError) {
+      this.end(error.code, error.message);
+      return;
+    }
+    const { code, details } = this.#server.options.statusOf(error, this.#path, this.#requestId);
+    this.end(code, details);
+  }
+}
