@@ -22,6 +22,7 @@ async function main(): Promise<void> {
       host: config.host,
       port,
       store: config.redis ? 'redis' : 'memory',
+      ...(config.redis && { topology: config.redis.topology.kind }),
       health: server.health.status,
     },
     'sessionmanager listening',

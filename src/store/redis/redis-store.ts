@@ -52,7 +52,7 @@ export class RedisStore implements SessionStore {
   async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
     const reply = touch
       ? await this.#touch(key, 0, nowMs, true)
-      : await this.#redis.send(['HGETALL', this.#key(key)]);
+      : await this.#redis.send(['HGETALL', this.#key(key)], this.#key(key));
     return sessionFrom(reply);
   }
 
@@ -107,7 +107,8 @@ export class RedisStore implements SessionStore {
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.#redis.send(['DEL', this.#key(key)])) === 1;
+    const redisKey = this.#key(key);
+    return (await this.#redis.send(['DEL', redisKey], redisKey)) === 1;
   }
 
   async ping(): Promise<void> {

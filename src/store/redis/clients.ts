@@ -1,0 +1,289 @@
+import { createClient, createCluster, createSentinel, RESP_TYPES } from '@redis/client';
+import type { RedisConfig, RedisNode } from '../../config.ts';
+
+export type Reply = Buffer | number | null | Reply[];
+
+const MAX_BACKOFF_MS = 2000;
+const BASE_BACKOFF_MS = 50;
+
+/** How soon a Cluster client looks for a new slot map once a node stops answering. */
+const CLUSTER_REFRESH_AFTER_MS = 250;
+
+/** How often a Sentinel link checks whether a lost master answers again. */
+const MASTER_PROBE_MS = 250;
+
+/** Full-jitter exponential backoff, capped: reconnecting replicas do not stampede Redis. */
+export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(attempt, 16));
+  return Math.floor(random() * ceiling);
+}
+
+/** What a link reports to its owner: only changes of state matter, repeats are filtered there. */
+export interface LinkEvents {
+  up(detail: Record<string, unknown>): void;
+  down(error: unknown, detail: Record<string, unknown>): void;
+}
+
+/**
+ * One logical connection to the data tier, whatever its topology. The same
+ * failure behaviour everywhere: no offline queue, so a command fails at once
+ * while the node that owns its key is unknown or unreachable, and the link
+ * reconnects (and rediscovers the topology) on its own.
+ */
+export interface RedisLink {
+  /**
+   * Sends one command. `key` is the command's only key and routes it on
+   * Cluster; a keyless command (PING, the health probe) goes to every master,
+   * so it fails while any part of the key space has no reachable master.
+   */
+  send(args: ReadonlyArray<string | Buffer>, key: string | undefined): Promise<Reply>;
+  destroy(): void;
+}
+
+/** RESP2, every string reply as a Buffer, no offline queue. */
+const COMMON = {
+  RESP: 2,
+  commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } },
+} as const;
+
+function nodeOptions(config: RedisConfig) {
+  const { username, password, tls, connectTimeoutMs } = config;
+  return {
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
+    disableOfflineQueue: true,
+    socket: {
+      ...(tls ? { tls: true as const } : {}),
+      connectTimeout: connectTimeoutMs,
+      reconnectStrategy: (attempt: number) => reconnectDelay(attempt),
+    },
+  };
+}
+
+export function openLink(config: RedisConfig, events: LinkEvents): RedisLink {
+  switch (config.topology.kind) {
+    case 'standalone':
+      return new StandaloneLink(config, events);
+    case 'sentinel':
+      return new SentinelLink(config, config.topology, events);
+    case 'cluster':
+      return new ClusterLink(config, config.topology.nodes, events);
+  }
+}
+
+const address = (node: RedisNode) => `${node.host}:${node.port}`;
+
+class StandaloneLink implements RedisLink {
+  readonly #client;
+
+  constructor(config: RedisConfig, events: LinkEvents) {
+    const options = nodeOptions(config);
+    const { host, port, database } = config;
+    this.#client = createClient({
+      ...COMMON,
+      ...options,
+      database,
+      socket: { ...options.socket, host, port },
+    });
+    this.#client.on('ready', () => events.up({ host, port, database }));
+    this.#client.on('error', (error: Error) => events.down(error, { host, port }));
+    this.#client.connect().catch((error: unknown) => events.down(error, { host, port }));
+  }
+
+  send(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
+    return this.#client.sendCommand<Reply>(args);
+  }
+
+  destroy(): void {
+    this.#client.destroy();
+  }
+}
+
+/**
+ * Redis Cluster through node-redis: commands go to the master of their key's
+ * slot, MOVED and ASK are followed, and a node that stops answering makes the
+ * client rediscover the slot map from the other nodes (after
+ * CLUSTER_REFRESH_AFTER_MS), which is how a promoted replica is found. Scripts
+ * are loaded per node: EVALSHA → NOSCRIPT → EVAL on the node that owns the key.
+ */
+class ClusterLink implements RedisLink {
+  readonly #config: RedisConfig;
+  readonly #seeds: readonly RedisNode[];
+  readonly #events: LinkEvents;
+  #cluster: ReturnType<typeof createClusterClient> | undefined;
+  #attempt = 0;
+  #retry: NodeJS.Timeout | undefined;
+  #destroyed = false;
+
+  constructor(config: RedisConfig, seeds: readonly RedisNode[], events: LinkEvents) {
+    this.#config = config;
+    this.#seeds = seeds;
+    this.#events = events;
+    this.#connect();
+  }
+
+  async send(args: ReadonlyArray<string | Buffer>, key: string | undefined): Promise<Reply> {
+    const cluster = this.#cluster;
+    if (!cluster?.isReady) throw new Error('Redis Cluster: the slot map is not known yet');
+    if (key !== undefined) return cluster.sendCommand<Reply>(key, false, [...args]);
+    const replies = await Promise.all(
+      cluster.masters.map(async (master) =>
+        (await cluster.nodeClient(master)).sendCommand<Reply>(args),
+      ),
+    );
+    return replies[0] ?? null;
+  }
+
+  destroy(): void {
+    this.#destroyed = true;
+    clearTimeout(this.#retry);
+    this.#cluster?.destroy();
+  }
+
+  #connect(): void {
+    const cluster = createClusterClient(this.#config, this.#seeds);
+    this.#cluster = cluster;
+    const seeds = this.#seeds.map(address).join(',');
+    cluster.on('error', (error: unknown) => this.#events.down(error, { seeds }));
+    cluster.on('node-error', (error: unknown, node: RedisNode) =>
+      this.#events.down(error, { node: address(node) }),
+    );
+    cluster.on('node-ready', () => this.#events.up({ seeds, masters: cluster.masters.length }));
+    cluster.connect().then(
+      () => {
+        this.#attempt = 0;
+        this.#events.up({ seeds, masters: cluster.masters.length });
+      },
+      (error: unknown) => {
+        // No seed answered: discovery is not retried by node-redis, so try again with a new client.
+        this.#events.down(error, { seeds });
+        cluster.destroy();
+        if (this.#destroyed) return;
+        this.#retry = setTimeout(() => this.#connect(), reconnectDelay(this.#attempt++));
+      },
+    );
+  }
+}
+
+function createClusterClient(config: RedisConfig, seeds: readonly RedisNode[]) {
+  return createCluster({
+    ...COMMON,
+    rootNodes: seeds.map((node) => ({ socket: { host: node.host, port: node.port } })),
+    defaults: nodeOptions(config),
+    useReplicas: false,
+    topologyRefreshOnReconnectionAttemptStrategy: CLUSTER_REFRESH_AFTER_MS,
+  });
+}
+
+type SentinelTopology = Extract<RedisConfig['topology'], { kind: 'sentinel' }>;
+
+/**
+ * Redis Sentinel through node-redis: the master is asked of the sentinels and
+ * followed across failovers (node-redis listens for +switch-master).
+ *
+ * node-redis keeps a command waiting, and retries it, while the master it
+ * knows is unreachable; this link fails it at once instead. From the moment
+ * the master connection fails until node-redis reports the master ready
+ * again (after a failover) or a probe PING answers (the same master came
+ * back), commands are refused with an error the store maps to UNAVAILABLE.
+ */
+class SentinelLink implements RedisLink {
+  readonly #sentinel;
+  readonly #detail: Record<string, unknown>;
+  readonly #events: LinkEvents;
+  #masterKnown = false;
+  #probe: NodeJS.Timeout | undefined;
+  #probing = false;
+  #destroyed = false;
+
+  constructor(config: RedisConfig, topology: SentinelTopology, events: LinkEvents) {
+    this.#events = events;
+    const { sentinels, masterName, sentinelUsername, sentinelPassword } = topology;
+    this.#detail = { sentinels: sentinels.map(address).join(','), master: masterName };
+    const node = nodeOptions(config);
+    this.#sentinel = createSentinel({
+      ...COMMON,
+      name: masterName,
+      sentinelRootNodes: sentinels.map((s) => ({ host: s.host, port: s.port })),
+      nodeClientOptions: { ...node, database: config.database },
+      sentinelClientOptions: {
+        ...(sentinelUsername === undefined ? {} : { username: sentinelUsername }),
+        ...(sentinelPassword === undefined ? {} : { password: sentinelPassword }),
+        socket: {
+          ...(config.tls ? { tls: true as const } : {}),
+          connectTimeout: config.connectTimeoutMs,
+        },
+      },
+      masterPoolSize: 1,
+      // Also a safety net: node-redis re-reads the sentinels every 2 s.
+      scanInterval: 2000,
+    });
+    this.#sentinel.on('error', (error: unknown) => {
+      if (!this.#masterKnown) this.#events.down(error, this.#detail);
+    });
+    this.#sentinel.on('client-error', (event: { type: string; error: Error }) => {
+      if (event.type === 'MASTER') this.#lost(event.error);
+    });
+    this.#sentinel.on('reconnecting', () => this.#lost(new Error('Sentinel: the master changed')));
+    this.#sentinel.on('ready', () => this.#found());
+    this.#start(0);
+  }
+
+  async send(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
+    if (!this.#masterKnown)
+      throw new Error('Redis Sentinel: no reachable master (failover in progress?)');
+    return this.#sentinel.sendCommand<Reply>(false, [...args]);
+  }
+
+  destroy(): void {
+    this.#destroyed = true;
+    clearTimeout(this.#probe);
+    void this.#sentinel.destroy().catch(() => undefined);
+  }
+
+  #start(attempt: number): void {
+    this.#sentinel.connect().then(
+      () => this.#found(),
+      (error: unknown) => {
+        this.#events.down(error, this.#detail);
+        if (!this.#destroyed)
+          this.#probe = setTimeout(() => this.#start(attempt + 1), reconnectDelay(attempt));
+      },
+    );
+  }
+
+  #lost(error: unknown): void {
+    if (this.#destroyed) return;
+    if (this.#masterKnown) this.#events.down(error, this.#detail);
+    this.#masterKnown = false;
+    this.#scheduleProbe();
+  }
+
+  #found(): void {
+    if (this.#destroyed || !this.#sentinel.isReady) return;
+    clearTimeout(this.#probe);
+    if (!this.#masterKnown) {
+      this.#masterKnown = true;
+      this.#events.up({ ...this.#detail, node: this.#sentinel.getMasterNode() });
+    }
+  }
+
+  /** One PING at a time until the master answers; node-redis waits for it while it rediscovers. */
+  #scheduleProbe(): void {
+    if (this.#probing || this.#destroyed) return;
+    clearTimeout(this.#probe);
+    this.#probe = setTimeout(() => {
+      this.#probing = true;
+      this.#sentinel.sendCommand(false, ['PING']).then(
+        () => {
+          this.#probing = false;
+          this.#found();
+        },
+        () => {
+          this.#probing = false;
+          if (!this.#masterKnown) this.#scheduleProbe();
+        },
+      );
+    }, MASTER_PROBE_MS);
+  }
+}
