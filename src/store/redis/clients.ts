@@ -215,14 +215,15 @@ class SentinelLink implements RedisLink {
         },
       },
       masterPoolSize: 1,
+      passthroughClientErrorEvents: true,
       // Also a safety net: node-redis re-reads the sentinels every 2 s.
       scanInterval: 2000,
     });
+    // node-redis reports errors of its master connection only as `error` events
+    // named "Master Client (host:port): ..." (with passthroughClientErrorEvents).
     this.#sentinel.on('error', (error: unknown) => {
-      if (!this.#masterKnown) this.#events.down(error, this.#detail);
-    });
-    this.#sentinel.on('client-error', (event: { type: string; error: Error }) => {
-      if (event.type === 'MASTER') this.#lost(event.error);
+      if (error instanceof Error && error.message.startsWith('Master Client ')) this.#lost(error);
+      else if (!this.#masterKnown) this.#events.down(error, this.#detail);
     });
     this.#sentinel.on('reconnecting', () => this.#lost(new Error('Sentinel: the master changed')));
     this.#sentinel.on('ready', () => this.#found());
