@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +125,14 @@ export async function startCluster(masters = 3, replicasPerMaster = 1): Promise<
   return cluster;
 }
 
+/** `redis-server conf --sentinel` where the build supports it (Debian's does), else redis-sentinel. */
+function sentinelCommand(file: string): string[] {
+  const help = spawnSync('redis-server', ['--help'], { encoding: 'utf8' });
+  return `${help.stdout}${help.stderr}`.includes('--sentinel')
+    ? ['redis-server', file, '--sentinel']
+    : ['redis-sentinel', file];
+}
+
 interface Sentinel {
   readonly port: number;
   dispose(): Promise<void>;
@@ -147,7 +155,8 @@ async function startSentinel(masterName: string, masterPort: number): Promise<Se
       '',
     ].join('\n'),
   );
-  const child: ChildProcess = spawn('redis-server', [file, '--sentinel'], { stdio: 'ignore' });
+  const [command, ...args] = sentinelCommand(file);
+  const child: ChildProcess = spawn(command ?? 'redis-server', args, { stdio: 'ignore' });
   const kill = () => child.kill('SIGKILL');
   process.once('exit', kill);
   const dispose = async () => {

@@ -216,8 +216,8 @@ class SentinelLink implements RedisLink {
       },
       masterPoolSize: 1,
       passthroughClientErrorEvents: true,
-      // Also a safety net: node-redis re-reads the sentinels every 2 s.
-      scanInterval: 2000,
+      // A safety net beside the sentinels' +switch-master messages.
+      scanInterval: 10_000,
     });
     // node-redis reports errors of its master connection only as `error` events
     // named "Master Client (host:port): ..." (with passthroughClientErrorEvents).
