@@ -9,9 +9,6 @@ const BASE_BACKOFF_MS = 50;
 /** How soon a Cluster client looks for a new slot map once a node stops answering. */
 const CLUSTER_REFRESH_AFTER_MS = 250;
 
-/** How often a Sentinel link checks whether a lost master answers again. */
-const MASTER_PROBE_MS = 250;
-
 /** Full-jitter exponential backoff, capped: reconnecting replicas do not stampede Redis. */
 export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
   const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(attempt, 16));
@@ -177,114 +174,124 @@ function createClusterClient(config: RedisConfig, seeds: readonly RedisNode[]) {
 
 type SentinelTopology = Extract<RedisConfig['topology'], { kind: 'sentinel' }>;
 
+function createSentinelClient(config: RedisConfig, topology: SentinelTopology) {
+  const { sentinels, masterName, sentinelUsername, sentinelPassword } = topology;
+  return createSentinel({
+    ...COMMON,
+    name: masterName,
+    sentinelRootNodes: sentinels.map((s) => ({ host: s.host, port: s.port })),
+    nodeClientOptions: { ...nodeOptions(config), database: config.database },
+    sentinelClientOptions: {
+      ...(sentinelUsername === undefined ? {} : { username: sentinelUsername }),
+      ...(sentinelPassword === undefined ? {} : { password: sentinelPassword }),
+      socket: {
+        ...(config.tls ? { tls: true as const } : {}),
+        connectTimeout: config.connectTimeoutMs,
+      },
+    },
+    masterPoolSize: 1,
+    // Errors of the master connection reach us only through `error` events.
+    passthroughClientErrorEvents: true,
+    // A safety net beside the sentinels' +switch-master messages.
+    scanInterval: 10_000,
+  });
+}
+
 /**
  * Redis Sentinel through node-redis: the master is asked of the sentinels and
  * followed across failovers (node-redis listens for +switch-master).
  *
- * node-redis keeps a command waiting, and retries it, while the master it
- * knows is unreachable; this link fails it at once instead. From the moment
- * the master connection fails until node-redis reports the master ready
- * again (after a failover) or a probe PING answers (the same master came
- * back), commands are refused with an error the store maps to UNAVAILABLE.
+ * When the connection to the master fails, node-redis would keep the
+ * commands in flight and retry them on whichever master it finds next, after
+ * the caller has been told they failed. This link instead drops that client
+ * (rejecting what was in flight) and starts a new one, which asks the
+ * sentinels again until they name a reachable master: the same one back, or
+ * a promoted replica. Until then commands are refused at once, which the
+ * store reports as UNAVAILABLE.
  */
 class SentinelLink implements RedisLink {
-  readonly #sentinel;
-  readonly #detail: Record<string, unknown>;
+  readonly #config: RedisConfig;
+  readonly #topology: SentinelTopology;
   readonly #events: LinkEvents;
+  readonly #detail: Record<string, unknown>;
+  #sentinel: ReturnType<typeof createSentinelClient> | undefined;
   #masterKnown = false;
-  #probe: NodeJS.Timeout | undefined;
-  #probing = false;
+  #attempt = 0;
+  #retry: NodeJS.Timeout | undefined;
   #destroyed = false;
 
   constructor(config: RedisConfig, topology: SentinelTopology, events: LinkEvents) {
+    this.#config = config;
+    this.#topology = topology;
     this.#events = events;
-    const { sentinels, masterName, sentinelUsername, sentinelPassword } = topology;
-    this.#detail = { sentinels: sentinels.map(address).join(','), master: masterName };
-    const node = nodeOptions(config);
-    this.#sentinel = createSentinel({
-      ...COMMON,
-      name: masterName,
-      sentinelRootNodes: sentinels.map((s) => ({ host: s.host, port: s.port })),
-      nodeClientOptions: { ...node, database: config.database },
-      sentinelClientOptions: {
-        ...(sentinelUsername === undefined ? {} : { username: sentinelUsername }),
-        ...(sentinelPassword === undefined ? {} : { password: sentinelPassword }),
-        socket: {
-          ...(config.tls ? { tls: true as const } : {}),
-          connectTimeout: config.connectTimeoutMs,
-        },
-      },
-      masterPoolSize: 1,
-      passthroughClientErrorEvents: true,
-      // A safety net beside the sentinels' +switch-master messages.
-      scanInterval: 10_000,
-    });
-    // node-redis reports errors of its master connection only as `error` events
-    // named "Master Client (host:port): ..." (with passthroughClientErrorEvents).
-    this.#sentinel.on('error', (error: unknown) => {
-      if (error instanceof Error && error.message.startsWith('Master Client ')) this.#lost(error);
-      else if (!this.#masterKnown) this.#events.down(error, this.#detail);
-    });
-    this.#sentinel.on('reconnecting', () => this.#lost(new Error('Sentinel: the master changed')));
-    this.#sentinel.on('ready', () => this.#found());
-    this.#start(0);
+    this.#detail = {
+      sentinels: topology.sentinels.map(address).join(','),
+      master: topology.masterName,
+    };
+    this.#open();
   }
 
   async send(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
-    if (!this.#masterKnown)
+    const sentinel = this.#sentinel;
+    if (!this.#masterKnown || !sentinel)
       throw new Error('Redis Sentinel: no reachable master (failover in progress?)');
-    return this.#sentinel.sendCommand<Reply>(false, [...args]);
+    return sentinel.sendCommand<Reply>(false, [...args]);
   }
 
   destroy(): void {
     this.#destroyed = true;
-    clearTimeout(this.#probe);
-    void this.#sentinel.destroy().catch(() => undefined);
+    clearTimeout(this.#retry);
+    this.#drop();
   }
 
-  #start(attempt: number): void {
-    this.#sentinel.connect().then(
-      () => this.#found(),
+  #open(): void {
+    const sentinel = createSentinelClient(this.#config, this.#topology);
+    this.#sentinel = sentinel;
+    const current = () => this.#sentinel === sentinel && !this.#destroyed;
+    sentinel.on('error', (error: unknown) => {
+      if (!current()) return;
+      if (this.#masterKnown && error instanceof Error && error.message.startsWith('Master Client '))
+        this.#lost(error);
+      else if (!this.#masterKnown) this.#events.down(error, this.#detail);
+    });
+    // A failover node-redis learnt of: it connects to the new master, then says `ready`.
+    sentinel.on('reconnecting', () => {
+      if (current()) this.#masterKnown = false;
+    });
+    sentinel.on('ready', () => {
+      if (current()) this.#found();
+    });
+    sentinel.connect().then(
+      () => {
+        if (current()) this.#found();
+      },
       (error: unknown) => {
+        if (!current()) return;
         this.#events.down(error, this.#detail);
-        if (!this.#destroyed)
-          this.#probe = setTimeout(() => this.#start(attempt + 1), reconnectDelay(attempt));
+        this.#drop();
+        this.#retry = setTimeout(() => this.#open(), reconnectDelay(this.#attempt++));
       },
     );
   }
 
-  #lost(error: unknown): void {
-    if (this.#destroyed) return;
-    if (this.#masterKnown) this.#events.down(error, this.#detail);
-    this.#masterKnown = false;
-    this.#scheduleProbe();
-  }
-
   #found(): void {
-    if (this.#destroyed || !this.#sentinel.isReady) return;
-    clearTimeout(this.#probe);
-    if (!this.#masterKnown) {
-      this.#masterKnown = true;
-      this.#events.up({ ...this.#detail, node: this.#sentinel.getMasterNode() });
-    }
+    if (this.#masterKnown || !this.#sentinel?.isReady) return;
+    this.#masterKnown = true;
+    this.#attempt = 0;
+    this.#events.up({ ...this.#detail, node: this.#sentinel.getMasterNode() });
   }
 
-  /** One PING at a time until the master answers; node-redis waits for it while it rediscovers. */
-  #scheduleProbe(): void {
-    if (this.#probing || this.#destroyed) return;
-    clearTimeout(this.#probe);
-    this.#probe = setTimeout(() => {
-      this.#probing = true;
-      this.#sentinel.sendCommand(false, ['PING']).then(
-        () => {
-          this.#probing = false;
-          this.#found();
-        },
-        () => {
-          this.#probing = false;
-          if (!this.#masterKnown) this.#scheduleProbe();
-        },
-      );
-    }, MASTER_PROBE_MS);
+  #lost(error: unknown): void {
+    this.#masterKnown = false;
+    this.#events.down(error, this.#detail);
+    this.#drop();
+    this.#open();
+  }
+
+  #drop(): void {
+    const sentinel = this.#sentinel;
+    this.#sentinel = undefined;
+    this.#masterKnown = false;
+    void sentinel?.destroy().catch(() => undefined);
   }
 }
