@@ -58,6 +58,25 @@ after(async () => {
 storeContract('redis cluster store', () => ({ store, now: Date.now }));
 
 describe('redis cluster: layout and scripts', () => {
+  it('sends each command straight to the master of its slot: no MOVED or ASK redirections', async () => {
+    for (const node of cluster.nodes) node.cli('CONFIG', 'RESETSTAT');
+    for (let i = 0; i < 30; i++) {
+      const key = uniqueKey();
+      await store.put(key, draft(), Date.now());
+      assert.ok(await store.get(key, Date.now(), false));
+      assert.equal(await store.delete(key), true);
+    }
+    let commands = 0;
+    for (const node of cluster.nodes) {
+      const stats = node.cli('INFO', 'errorstats');
+      assert.doesNotMatch(stats, /errorstat_(MOVED|ASK)/, `node ${node.port}: ${stats}`);
+      commands += Number(
+        /cmdstat_evalsha:calls=(\d+)/.exec(node.cli('INFO', 'commandstats'))?.[1] ?? 0,
+      );
+    }
+    assert.equal(commands, 30, 'every put ran once, on one node');
+  });
+
   it('spreads sessions over every master, and every key on every master has a TTL (connect-redis#404)', async () => {
     for (let i = 0; i < 60; i++) await store.put(uniqueKey(), draft(), Date.now());
     const masters = cluster.masters();
@@ -144,7 +163,10 @@ describe('redis cluster: gRPC server and master failover', () => {
       `recovered after ${report.recoveredAfterSeconds} s`,
     );
     assert.ok(report.notServingSeconds > 0, 'health reported the lost master');
-    assert.ok(report.acknowledgedWritesLost <= report.writesAcknowledged);
+    assert.ok(
+      report.acknowledgedWritesLost <= report.writesAcknowledged * 0.02,
+      'asynchronous replication loses at most the last moment of writes',
+    );
     await waitFor('health SERVING again', async () => (await client.health()) === 'SERVING');
     assert.equal(cluster.masters().length, 3, 'a replica took the dead master over');
     assert.ok(!cluster.masters().includes(victim));

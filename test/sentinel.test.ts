@@ -141,7 +141,10 @@ describe('redis sentinel: gRPC server and failover', () => {
       `recovered after ${report.recoveredAfterSeconds} s`,
     );
     assert.ok(report.notServingSeconds > 0, 'health reported the lost master');
-    assert.ok(report.acknowledgedWritesLost <= report.writesAcknowledged);
+    assert.ok(
+      report.acknowledgedWritesLost <= report.writesAcknowledged * 0.02,
+      'asynchronous replication loses at most the last moment of writes',
+    );
     assert.equal(group.masterPort(), replica.port, 'the sentinels promoted the replica');
     await waitFor('health SERVING again', async () => (await client.health()) === 'SERVING');
   });
