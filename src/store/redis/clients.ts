@@ -141,21 +141,26 @@ class ClusterLink implements RedisLink {
     const cluster = createClusterClient(this.#config, this.#seeds);
     this.#cluster = cluster;
     const seeds = this.#seeds.map(address).join(',');
-    cluster.on('error', (error: unknown) => this.#events.down(error, { seeds }));
-    cluster.on('node-error', (error: unknown, node: RedisNode) =>
-      this.#events.down(error, { node: address(node) }),
-    );
-    cluster.on('node-ready', () => this.#events.up({ seeds, masters: cluster.masters.length }));
+    const current = () => this.#cluster === cluster && !this.#destroyed;
+    cluster.on('error', (error: unknown) => {
+      if (current()) this.#events.down(error, { seeds });
+    });
+    cluster.on('node-error', (error: unknown, node: RedisNode) => {
+      if (current()) this.#events.down(error, { node: address(node) });
+    });
+    cluster.on('node-ready', () => {
+      if (current()) this.#events.up({ seeds, masters: cluster.masters.length });
+    });
     cluster.connect().then(
       () => {
         this.#attempt = 0;
-        this.#events.up({ seeds, masters: cluster.masters.length });
+        if (current()) this.#events.up({ seeds, masters: cluster.masters.length });
       },
       (error: unknown) => {
-        // No seed answered: discovery is not retried by node-redis, so try again with a new client.
-        this.#events.down(error, { seeds });
+        // No seed answered: node-redis does not retry discovery, so try again with a new client.
         cluster.destroy();
-        if (this.#destroyed) return;
+        if (!current()) return;
+        this.#events.down(error, { seeds });
         this.#retry = setTimeout(() => this.#connect(), reconnectDelay(this.#attempt++));
       },
     );
