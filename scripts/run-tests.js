@@ -29,7 +29,15 @@ const selected = only.length > 0 ? files.filter((f) => only.some((o) => f.includ
 
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...selected],
+  [
+    '--conditions=@sessionmanager/source',
+    '--import',
+    'tsx',
+    '--test',
+    '--test-reporter=spec',
+    '--test-concurrency=2',
+    ...selected,
+  ],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

@@ -4,6 +4,8 @@ import { z } from 'zod';
 export interface Config {
   readonly host: string;
   readonly port: number;
+  /** The admin and HTTP/JSON port; 0 turns it off. */
+  readonly httpPort: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly shutdownGraceMs: number;
   readonly session: SessionLimits;
@@ -113,6 +115,7 @@ const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' |
 const ENV = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: integer(0, 65535).default(6027),
+  HTTP_PORT: integer(0, 65535).default(8080),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE: duration(0).default(10_000),
   SESSION_TTL: duration(1000).default(15 * 60_000),
@@ -243,6 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
   return Object.freeze({
     host: e.HOST,
     port: e.PORT,
+    httpPort: e.HTTP_PORT,
     logLevel: e.LOG_LEVEL,
     shutdownGraceMs: e.SHUTDOWN_GRACE,
     session: Object.freeze(session),

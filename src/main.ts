@@ -16,11 +16,12 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const store = createStore(config, logger);
   const server = createServer(config, { store, logger });
-  const port = await server.listen();
+  const ports = await server.listen();
   logger.info(
     {
       host: config.host,
-      port,
+      port: ports.grpc,
+      httpPort: ports.http,
       store: config.redis ? 'redis' : 'memory',
       ...(config.redis && { topology: config.redis.topology.kind }),
       health: server.health.status,

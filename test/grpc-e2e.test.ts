@@ -207,6 +207,27 @@ for (const storeName of ['memory', 'redis'] as const) {
       assert.equal(await client.health(), 'SERVING', 'the server is still up');
     });
 
+    it('echoes x-request-id in the response metadata, or makes one', async () => {
+      const seen: string[] = [];
+      await client.call(
+        'DeleteSession',
+        { session_key: 'any' },
+        {
+          metadata: { 'x-request-id': 'trace-42' },
+          onMetadata: (metadata) => seen.push(String(metadata.get('x-request-id')[0])),
+        },
+      );
+      await client.call(
+        'DeleteSession',
+        { session_key: 'any' },
+        {
+          onMetadata: (metadata) => seen.push(String(metadata.get('x-request-id')[0])),
+        },
+      );
+      assert.equal(seen[0], 'trace-42');
+      assert.match(seen[1] ?? '', /^[0-9a-f-]{36}$/);
+    });
+
     it('health reports SERVING for the server and the session service', async () => {
       assert.equal(await client.health(''), 'SERVING');
       assert.equal(await client.health('sessionmanager.v1.SessionManagerService'), 'SERVING');

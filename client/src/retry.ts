@@ -16,7 +16,6 @@ export interface RetryContext {
   /** Absolute time (Date.now() scale) by which every attempt must be over. */
   deadline: number;
   signal: AbortSignal | undefined;
-  random?: () => number;
 }
 
 /**
@@ -34,7 +33,7 @@ export function backoffMs(retry: number, policy: RetryPolicy, random = Math.rand
  * deadline. The last error is thrown as it is.
  */
 export async function withRetries<T>(attempt: () => Promise<T>, context: RetryContext): Promise<T> {
-  const { policy, deadline, signal, random } = context;
+  const { policy, deadline, signal } = context;
   for (let attempts = 1; ; attempts++) {
     try {
       return await attempt();
@@ -46,7 +45,7 @@ export async function withRetries<T>(attempt: () => Promise<T>, context: RetryCo
       ) {
         throw error;
       }
-      const delay = backoffMs(attempts, policy, random);
+      const delay = backoffMs(attempts, policy);
       if (Date.now() + delay >= deadline) {
         throw error;
       }

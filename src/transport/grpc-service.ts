@@ -1,10 +1,13 @@
 import {
   status as grpcStatus,
+  Metadata,
   type ServerUnaryCall,
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { requestId } from '../request-id.ts';
 import type { SessionService, StoredSession } from '../service.ts';
 import type {
   GetSessionMessage,
@@ -13,16 +16,34 @@ import type {
   TouchSessionMessage,
   UpdateSessionMessage,
 } from './proto.ts';
-import { toStatus } from './status.ts';
+import { statusName, toStatus } from './status.ts';
 
 type Handler<Req> = (request: Req) => Promise<object>;
 
+export interface CallContext {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
 /**
  * Binds each RPC to the service. The handler never throws: every failure,
- * expected or not, becomes a status, and only unexpected ones are logged.
+ * expected or not, becomes a status, and only unexpected ones are logged,
+ * with the call's request id (echoed to the caller as x-request-id).
  */
-function unary<Req>(method: string, logger: Logger, handle: Handler<Req>) {
+function unary<Req>(method: string, context: CallContext, handle: Handler<Req>) {
   return (call: ServerUnaryCall<Req, object>, callback: sendUnaryData<object>) => {
+    const started = performance.now();
+    const id = requestId(call.metadata.get('x-request-id')[0]);
+    const echo = new Metadata();
+    echo.set('x-request-id', id);
+    call.sendMetadata(echo);
+    const finish = (code: grpcStatus) =>
+      context.metrics.observeCall(
+        'grpc',
+        method,
+        statusName(code),
+        (performance.now() - started) / 1000,
+      );
     let result: Promise<object>;
     try {
       result = handle(call.request);
@@ -30,11 +51,16 @@ function unary<Req>(method: string, logger: Logger, handle: Handler<Req>) {
       result = Promise.reject(error);
     }
     result.then(
-      (response) => callback(null, response),
+      (response) => {
+        finish(grpcStatus.OK);
+        callback(null, response);
+      },
       (error: unknown) => {
         const status = toStatus(error);
-        if (status.code === grpcStatus.INTERNAL)
-          logger.error({ err: error, method }, 'call failed');
+        if (status.code === grpcStatus.INTERNAL) {
+          context.logger.error({ err: error, method, requestId: id }, 'call failed');
+        }
+        finish(status.code);
         callback(status);
       },
     );
@@ -60,10 +86,10 @@ function sessionMessage(session: StoredSession) {
 
 export function sessionManagerHandlers(
   service: SessionService,
-  logger: Logger,
+  context: CallContext,
 ): UntypedServiceImplementation {
   return {
-    SetSession: unary<SessionDataMessage>('SetSession', logger, async (request) => {
+    SetSession: unary<SessionDataMessage>('SetSession', context, async (request) => {
       const stored = await service.set({
         sessionKey: request.session_key,
         fleetListRequest: request.fleet_list_request,
@@ -77,10 +103,10 @@ export function sessionManagerHandlers(
         version: stored.version,
       };
     }),
-    GetSession: unary<GetSessionMessage>('GetSession', logger, async (request) =>
+    GetSession: unary<GetSessionMessage>('GetSession', context, async (request) =>
       sessionMessage(await service.get(request.session_key, request.touch)),
     ),
-    UpdateSession: unary<UpdateSessionMessage>('UpdateSession', logger, async (request) => {
+    UpdateSession: unary<UpdateSessionMessage>('UpdateSession', context, async (request) => {
       const updated = await service.update({
         sessionKey: request.session_key,
         ...(request.fleet_list_request && { fleetListRequest: request.fleet_list_request }),
@@ -94,13 +120,13 @@ export function sessionManagerHandlers(
       });
       return sessionMessage(updated);
     }),
-    TouchSession: unary<TouchSessionMessage>('TouchSession', logger, async (request) => ({
+    TouchSession: unary<TouchSessionMessage>('TouchSession', context, async (request) => ({
       expires_at_unix_ms: await service.touch(request.session_key, request.ttl_seconds),
     })),
-    ConsumeSession: unary<SessionKeyMessage>('ConsumeSession', logger, async (request) =>
+    ConsumeSession: unary<SessionKeyMessage>('ConsumeSession', context, async (request) =>
       sessionMessage(await service.consume(request.session_key)),
     ),
-    DeleteSession: unary<SessionKeyMessage>('DeleteSession', logger, async (request) => ({
+    DeleteSession: unary<SessionKeyMessage>('DeleteSession', context, async (request) => ({
       deleted: await service.delete(request.session_key),
     })),
   };

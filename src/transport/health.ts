@@ -16,13 +16,19 @@ export class HealthMonitor {
   });
   readonly #ping: () => Promise<void>;
   readonly #logger: Logger;
+  readonly #onChange: (status: ServingStatus) => void;
   #status: ServingStatus = 'NOT_SERVING';
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(ping: () => Promise<void>, logger: Logger) {
+  constructor(
+    ping: () => Promise<void>,
+    logger: Logger,
+    onChange: (status: ServingStatus) => void = () => undefined,
+  ) {
     this.#ping = ping;
     this.#logger = logger;
+    this.#onChange = onChange;
   }
 
   get status(): ServingStatus {
@@ -59,6 +65,7 @@ export class HealthMonitor {
     this.#status = status;
     this.implementation.setStatus('', status);
     this.implementation.setStatus(SERVICE_NAME, status);
+    this.#onChange(status);
     this.#logger.info({ status }, 'health changed');
   }
 }

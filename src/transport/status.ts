@@ -18,6 +18,11 @@ export interface StatusError {
   metadata?: Metadata;
 }
 
+/** The status code's name as gRPC spells it (OK, NOT_FOUND ...): the stable code callers see. */
+export function statusName(code: status): string {
+  return status[code] ?? 'UNKNOWN';
+}
+
 /** The one place a domain error becomes a gRPC status; anything unexpected is INTERNAL. */
 export function toStatus(error: unknown): StatusError {
   if (error instanceof SessionError) {

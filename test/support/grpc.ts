@@ -20,8 +20,16 @@ const health = protoLoader.loadSync(
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field in the tests
 export type Message = Record<string, any>;
 
+export interface CallOptions {
+  deadlineMs?: number;
+  /** Request metadata to send. */
+  metadata?: Record<string, string>;
+  /** Receives the response's initial metadata. */
+  onMetadata?: (metadata: Metadata) => void;
+}
+
 export interface RawClient {
-  call(method: string, request: object, options?: { deadlineMs?: number }): Promise<Message>;
+  call(method: string, request: object, options?: CallOptions): Promise<Message>;
   health(service?: string): Promise<string>;
   close(): void;
 }
@@ -37,32 +45,29 @@ export function rawClient(address: string): RawClient {
     service: string,
     method: string,
     request: object,
-    deadlineMs = 5000,
+    options: CallOptions = {},
   ) => {
     const rpc = (definition[service] as protoLoader.ServiceDefinition)[method];
     if (!rpc) throw new Error(`no method ${service}/${method}`);
-    return new Promise<Message>((resolve, reject) =>
-      client.makeUnaryRequest(
+    const metadata = new Metadata();
+    for (const [name, value] of Object.entries(options.metadata ?? {})) metadata.set(name, value);
+    return new Promise<Message>((resolve, reject) => {
+      const call = client.makeUnaryRequest(
         rpc.path,
         rpc.requestSerialize,
         rpc.responseDeserialize as (bytes: Buffer) => Message,
         request,
-        new Metadata(),
-        { deadline: Date.now() + deadlineMs },
+        metadata,
+        { deadline: Date.now() + (options.deadlineMs ?? 5000) },
         (error: ServiceError | null, response?: Message) =>
           error ? reject(error) : resolve(response ?? {}),
-      ),
-    );
+      );
+      if (options.onMetadata) call.on('metadata', options.onMetadata);
+    });
   };
   return {
     call: (method, request, options) =>
-      invoke(
-        sessions,
-        'sessionmanager.v1.SessionManagerService',
-        method,
-        request,
-        options?.deadlineMs,
-      ),
+      invoke(sessions, 'sessionmanager.v1.SessionManagerService', method, request, options),
     health: async (service = '') =>
       String((await invoke(health, 'grpc.health.v1.Health', 'Check', { service })).status),
     close: () => client.close(),

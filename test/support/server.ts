@@ -2,11 +2,13 @@ import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createServer, type SessionServer } from '../../src/server.ts';
 import { createStore } from '../../src/store/create-store.ts';
-import { waitFor } from './ports.ts';
+import { freePort, waitFor } from './ports.ts';
 
 export interface TestServer {
   readonly port: number;
   readonly address: string;
+  /** Base URL of the HTTP/JSON and admin port. */
+  readonly httpUrl: string;
   readonly server: SessionServer;
   close(): Promise<void>;
   /** Closes and starts a new server on the same port (same store settings). */
@@ -36,13 +38,15 @@ export async function startServer(
     const server = createServer(config, { store: createStore(config, logger), logger });
     const bound = await server.listen();
     await waitFor('the server to report SERVING', async () => server.health.status === 'SERVING');
-    return { server, port: bound };
+    return { server, port: bound.grpc };
   };
+  env.HTTP_PORT ??= String(await freePort());
   let current = await boot(env.PORT ?? '0');
   const port = current.port;
   return {
     port,
     address: `127.0.0.1:${port}`,
+    httpUrl: `http://127.0.0.1:${env.HTTP_PORT}`,
     get server() {
       return current.server;
     },

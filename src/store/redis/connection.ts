@@ -8,7 +8,8 @@ import type { Script } from './scripts.ts';
 export { type Reply, reconnectDelay } from './clients.ts';
 
 /** Redis errors that mean "this node cannot serve now", not a bug in the request. */
-const TRANSIENT_REPLY = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS)\b/;
+const TRANSIENT_REPLY =
+  /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|FENCED)\b/;
 
 type Client = RedisLink;
 

@@ -28,11 +28,13 @@ export class RedisStore implements SessionStore {
   readonly #redis: RedisConnection;
   readonly #prefix: string;
   readonly #limits: StoreLimits;
+  readonly #fenceMs: number;
 
   constructor(config: RedisConfig, limits: StoreLimits, logger: Logger) {
     this.#redis = new RedisConnection(config, logger);
     this.#prefix = config.keyPrefix;
     this.#limits = limits;
+    this.#fenceMs = Math.floor((config.commandTimeoutMs * 3) / 4);
   }
 
   async put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion> {
@@ -107,8 +109,7 @@ export class RedisStore implements SessionStore {
   }
 
   async delete(key: string): Promise<boolean> {
-    const redisKey = this.#key(key);
-    return (await this.#redis.send(['DEL', redisKey], redisKey)) === 1;
+    return (await this.#script(Scripts.delete, key, [])) === 1;
   }
 
   async ping(): Promise<void> {
@@ -128,12 +129,14 @@ export class RedisStore implements SessionStore {
     ]);
   }
 
+  /** Runs a write script, fenced a quarter of the command timeout before the caller gives up. */
   #script(
     script: (typeof Scripts)[keyof typeof Scripts],
     key: string,
     args: Array<string | Buffer>,
   ) {
-    return this.#redis.runScript(script, [this.#key(key)], args);
+    const fence = String(Date.now() + this.#fenceMs);
+    return this.#redis.runScript(script, [this.#key(key)], [fence, ...args]);
   }
 
   #key(key: string): string {

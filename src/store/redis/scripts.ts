@@ -8,8 +8,13 @@ export interface Script {
   readonly sha1: string;
 }
 
+const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+
+const FENCE = read('fence');
+
+/** Every script here writes, so every one starts with the fence (lua/fence.lua). */
 function load(name: string): Script {
-  const source = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  const source = `${FENCE}\n${read(name)}`;
   return { name, source, sha1: createHash('sha1').update(source).digest('hex') };
 }
 
@@ -18,4 +23,5 @@ export const Scripts = {
   touch: load('touch-1'),
   update: load('update-1'),
   consume: load('consume-1'),
+  delete: load('delete-1'),
 } as const;

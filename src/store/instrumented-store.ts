@@ -1,0 +1,102 @@
+import { ErrorCode, SessionError } from '../errors.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Session, SessionChange, SessionDraft } from '../session.ts';
+import { contentSize } from '../session.ts';
+import type { SessionStore, StoredVersion } from './store.ts';
+
+/** Errors that describe the session, not the store's health. */
+const SESSION_OUTCOMES: ReadonlySet<string> = new Set([
+  ErrorCode.NotFound,
+  ErrorCode.VersionConflict,
+  ErrorCode.TooLarge,
+  ErrorCode.InvalidArgument,
+]);
+
+/**
+ * Wraps any SessionStore with latency, error and lifecycle metrics, so every
+ * store and every transport is measured the same way.
+ */
+export class InstrumentedStore implements SessionStore {
+  readonly #store: SessionStore;
+  readonly #metrics: Metrics;
+
+  constructor(store: SessionStore, metrics: Metrics) {
+    this.#store = store;
+    this.#metrics = metrics;
+  }
+
+  async put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion> {
+    const stored = await this.#measure('put', () => this.#store.put(key, draft, nowMs));
+    this.#event(stored.version === 1 ? 'created' : 'replaced');
+    this.#metrics.sessionSize.observe(contentSize(draft));
+    return stored;
+  }
+
+  async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
+    const session = await this.#measure('get', () => this.#store.get(key, nowMs, touch));
+    if (!session) this.#event('not_found');
+    else if (touch) this.#event('touched');
+    return session;
+  }
+
+  async update(key: string, change: SessionChange, nowMs: number): Promise<Session> {
+    const session = await this.#measure('update', () => this.#store.update(key, change, nowMs));
+    this.#event('updated');
+    this.#metrics.sessionSize.observe(contentSize(session));
+    return session;
+  }
+
+  async touch(key: string, ttlSeconds: number, nowMs: number): Promise<number | null> {
+    const expiresAtMs = await this.#measure('touch', () =>
+      this.#store.touch(key, ttlSeconds, nowMs),
+    );
+    this.#event(expiresAtMs === null ? 'not_found' : 'touched');
+    return expiresAtMs;
+  }
+
+  async consume(key: string, nowMs: number): Promise<Session | null> {
+    const session = await this.#measure('consume', () => this.#store.consume(key, nowMs));
+    this.#event(session ? 'consumed' : 'not_found');
+    return session;
+  }
+
+  async delete(key: string, nowMs: number): Promise<boolean> {
+    const deleted = await this.#measure('delete', () => this.#store.delete(key, nowMs));
+    if (deleted) this.#event('deleted');
+    return deleted;
+  }
+
+  ping(): Promise<void> {
+    return this.#measure('ping', () => this.#store.ping());
+  }
+
+  close(): Promise<void> {
+    return this.#store.close();
+  }
+
+  #event(event: string): void {
+    this.#metrics.sessionEvents.inc({ event });
+  }
+
+  async #measure<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await run();
+      this.#metrics.storeDuration.observe(
+        { operation, outcome: 'ok' },
+        (performance.now() - started) / 1000,
+      );
+      return result;
+    } catch (error) {
+      const code = error instanceof SessionError ? error.code : ErrorCode.Internal;
+      this.#metrics.storeDuration.observe(
+        { operation, outcome: code },
+        (performance.now() - started) / 1000,
+      );
+      if (code === ErrorCode.NotFound) this.#event('not_found');
+      else if (code === ErrorCode.VersionConflict) this.#event('cas_conflict');
+      else if (!SESSION_OUTCOMES.has(code)) this.#metrics.storeErrors.inc({ operation, code });
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './support/ports.ts';
+import { startServer, type TestServer } from './support/server.ts';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+
+interface Run {
+  code: number | null;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON output is checked field by field
+  json: any;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@sessionmanager/source', '--import', 'tsx', CLI, ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+    });
+    child.on('exit', (code) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {}
+      resolve({ code, json, stdout, stderr });
+    });
+  });
+}
+
+describe('sessionmanager CLI against a real server', () => {
+  let server: TestServer;
+  let addr: string[];
+
+  before(async () => {
+    server = await startServer();
+    addr = ['--addr', server.address];
+  });
+
+  after(() => server.close());
+
+  it('set, get, update, touch, consume, delete with readable payloads', async () => {
+    const set = await cli([
+      'set',
+      ...addr,
+      '--request',
+      '{"pickup":"A"}',
+      '--response',
+      'base64:AP+A',
+      '--attr',
+      'rider=r-1',
+      '--ttl',
+      '120',
+    ]);
+    assert.equal(set.code, 0, set.stderr);
+    const key: string = set.json.sessionKey;
+    assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(set.json.version, 1);
+
+    const got = await cli(['get', key, ...addr]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.deepEqual(got.json.fleetListRequest, { pickup: 'A' });
+    assert.deepEqual(got.json.fleetListResponse, { base64: 'AP+A' });
+    assert.deepEqual(got.json.attributes, { rider: 'r-1' });
+    assert.equal(got.json.ttlSeconds, 120);
+
+    const updated = await cli([
+      'update',
+      key,
+      ...addr,
+      '--attr',
+      'order=o-1',
+      '--remove',
+      'rider',
+      '--expected-version',
+      '1',
+    ]);
+    assert.equal(updated.code, 0, updated.stderr);
+    assert.deepEqual(updated.json.attributes, { order: 'o-1' });
+    assert.equal(updated.json.version, 2);
+
+    const touched = await cli(['touch', key, '--ttl', '600'], {
+      SESSIONMANAGER_ADDR: server.address,
+    });
+    assert.equal(touched.code, 0, touched.stderr);
+    assert.ok(touched.json.expiresAtUnixMs > Date.now() + 590_000);
+
+    const consumed = await cli(['consume', key, ...addr]);
+    assert.equal(consumed.code, 0);
+    assert.equal(consumed.json.sessionKey, key);
+
+    const deleted = await cli(['delete', key, ...addr]);
+    assert.deepEqual(deleted.json, { deleted: false });
+  });
+
+  it('exit codes tell not-found (3), invalid input (2), conflict (4) and unavailable (5) apart', async () => {
+    const absent = await cli(['get', 'no-such-key', ...addr]);
+    assert.equal(absent.code, 3);
+    assert.match(absent.stderr, /NOT_FOUND/);
+
+    const invalid = await cli(['get', 'bad key!', ...addr]);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /INVALID_ARGUMENT: session_key:/);
+
+    await cli(['set', ...addr, '--key', 'cli-conflict']);
+    const conflict = await cli(['update', 'cli-conflict', ...addr, '--expected-version', '7']);
+    assert.equal(conflict.code, 4);
+    assert.match(conflict.stderr, /CONFLICT: expected_version:/);
+
+    const nobody = await cli([
+      'get',
+      'k',
+      '--addr',
+      `127.0.0.1:${await freePort()}`,
+      '--timeout',
+      '500',
+    ]);
+    assert.equal(nobody.code, 5);
+
+    const usage = await cli(['frobnicate', ...addr]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /unknown command/);
+    assert.equal((await cli(['get', ...addr])).code, 2);
+    assert.equal((await cli(['get', 'k', '--bogus'])).code, 2);
+  });
+
+  it('health prints the serving status', async () => {
+    const health = await cli(['health', ...addr]);
+    assert.equal(health.code, 0, health.stderr);
+    assert.deepEqual(health.json, { status: 'SERVING' });
+  });
+});

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type RawClient, rawClient } from './support/grpc.ts';
+import { startServer, type TestServer } from './support/server.ts';
+
+/** Parses the Prometheus text format into "name{labels}" → value. */
+function parse(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return samples;
+}
+
+describe('/metrics after a known sequence of calls', () => {
+  let server: TestServer;
+  let client: RawClient;
+
+  before(async () => {
+    server = await startServer();
+    client = rawClient(server.address);
+  });
+
+  after(async () => {
+    client.close();
+    await server.close();
+  });
+
+  it('counts calls by transport, method and code, and session events', async () => {
+    const { session_key } = await client.call('SetSession', {
+      fleet_list_request: Buffer.alloc(2000),
+    });
+    await client.call('SetSession', { session_key: 'fixed-key' });
+    await client.call('SetSession', { session_key: 'fixed-key' });
+    await client.call('GetSession', { session_key });
+    await assert.rejects(client.call('GetSession', { session_key: 'absent' }));
+    await assert.rejects(client.call('GetSession', { session_key: 'bad key' }));
+    await client.call('UpdateSession', { session_key, expected_version: 1 });
+    await assert.rejects(client.call('UpdateSession', { session_key, expected_version: 1 }));
+    await client.call('ConsumeSession', { session_key });
+    await client.call('DeleteSession', { session_key: 'fixed-key' });
+    await fetch(`${server.httpUrl}/v1/sessions/absent`);
+
+    const response = await fetch(`${server.httpUrl}/metrics`);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await response.text();
+    const samples = parse(text);
+    const value = (name: string) => samples.get(name) ?? 0;
+
+    const calls = (transport: string, method: string, code: string) =>
+      value(
+        `sessionmanager_calls_total{transport="${transport}",method="${method}",code="${code}"}`,
+      );
+    assert.equal(calls('grpc', 'SetSession', 'OK'), 3);
+    assert.equal(calls('grpc', 'GetSession', 'OK'), 1);
+    assert.equal(calls('grpc', 'GetSession', 'NOT_FOUND'), 1);
+    assert.equal(calls('grpc', 'GetSession', 'INVALID_ARGUMENT'), 1);
+    assert.equal(calls('grpc', 'UpdateSession', 'OK'), 1);
+    assert.equal(calls('grpc', 'UpdateSession', 'ABORTED'), 1);
+    assert.equal(calls('grpc', 'ConsumeSession', 'OK'), 1);
+    assert.equal(calls('http', 'GetSession', 'NOT_FOUND'), 1);
+    assert.equal(
+      value(
+        'sessionmanager_call_duration_seconds_count{transport="grpc",method="SetSession",code="OK"}',
+      ),
+      3,
+    );
+
+    const event = (name: string) => value(`sessionmanager_session_events_total{event="${name}"}`);
+    assert.equal(event('created'), 2);
+    assert.equal(event('replaced'), 1);
+    assert.equal(event('updated'), 1);
+    assert.equal(event('cas_conflict'), 1);
+    assert.equal(event('consumed'), 1);
+    assert.equal(event('deleted'), 1);
+    assert.equal(event('not_found'), 2);
+
+    assert.equal(value('sessionmanager_session_size_bytes_count'), 4);
+    assert.equal(value('sessionmanager_session_size_bytes_bucket{le="1024"}'), 2);
+    assert.equal(value('sessionmanager_store_up'), 1);
+    assert.equal(
+      value('sessionmanager_store_operation_duration_seconds_count{operation="put",outcome="ok"}'),
+      3,
+    );
+    assert.ok(value('process_cpu_seconds_total') > 0);
+    assert.ok(!text.includes(session_key), 'no session key in any label');
+  });
+});
