@@ -159,6 +159,10 @@ describe('redis cluster: gRPC server and master failover', () => {
     assert.ok(report.callsFailed > 0, 'the kill was felt');
     assert.deepEqual(Object.keys(report.failuresByStatus), ['UNAVAILABLE']);
     assert.ok(
+      report.slowestFailureMs < 900,
+      `calls failed fast, none waited for the 1 s command timeout (slowest ${report.slowestFailureMs} ms)`,
+    );
+    assert.ok(
       report.recoveredAfterSeconds < 15,
       `recovered after ${report.recoveredAfterSeconds} s`,
     );

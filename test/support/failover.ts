@@ -13,6 +13,8 @@ export interface FailoverReport {
   readonly unavailableSeconds: number;
   /** From the kill to the last failed call; every call after it succeeded. */
   readonly recoveredAfterSeconds: number;
+  /** The longest a failed call took to fail: fail-fast means well under the command timeout. */
+  readonly slowestFailureMs: number;
   /** How long health said NOT_SERVING. */
   readonly notServingSeconds: number;
   /** Acknowledged writes that read back absent or different afterwards. */
@@ -44,12 +46,14 @@ export async function measureFailover(options: {
   let firstFailureAt: number | undefined;
   let lastFailureAt: number | undefined;
   let lastSuccessAt = 0;
+  let slowestFailureMs = 0;
   let stop = false;
   let counter = 0;
 
   const worker = async (id: number) => {
     while (!stop) {
       const key = `failover-${process.pid}-${id}-${counter++}`;
+      const started = Date.now();
       try {
         await client.call(
           'SetSession',
@@ -63,6 +67,7 @@ export async function measureFailover(options: {
         failuresByStatus[code] = (failuresByStatus[code] ?? 0) + 1;
         callsFailed += 1;
         lastFailureAt = Date.now();
+        slowestFailureMs = Math.max(slowestFailureMs, lastFailureAt - started);
         firstFailureAt ??= lastFailureAt;
         await sleep(10);
       }
@@ -130,6 +135,7 @@ export async function measureFailover(options: {
         ? 0
         : round((lastFailureAt - firstFailureAt) / 1000),
     recoveredAfterSeconds: round((recoveredAt - killedAt) / 1000),
+    slowestFailureMs,
     notServingSeconds: round(notServingMs / 1000),
     acknowledgedWritesLost: countedCanary(lost),
   };
