@@ -293,6 +293,7 @@ async function runOne(
 async function storeOnly(redisPort: number, redisPid: number, op: Op, concurrency: number) {
   const store = new RedisStore(
     {
+      topology: { kind: 'standalone' },
       host: '127.0.0.1',
       port: redisPort,
       database: 5,

@@ -28,8 +28,11 @@ export interface SessionLimits {
 }
 
 export interface RedisConfig {
+  /** Which kind of Redis deployment; `host` and `port` apply to standalone only. */
+  readonly topology: RedisTopology;
   readonly host: string;
   readonly port: number;
+  /** Always 0 on Cluster, which has no other database. */
   readonly database: number;
   readonly username: string | undefined;
   readonly password: string | undefined;
@@ -38,6 +41,27 @@ export interface RedisConfig {
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
 }
+
+export interface RedisNode {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * Standalone: one Redis at REDIS_HOST. Sentinel: the master the sentinels name
+ * REDIS_SENTINEL_MASTER, followed across failovers. Cluster: the slot map
+ * discovered from the REDIS_CLUSTER_NODES seeds.
+ */
+export type RedisTopology =
+  | { readonly kind: 'standalone' }
+  | {
+      readonly kind: 'sentinel';
+      readonly sentinels: readonly RedisNode[];
+      readonly masterName: string;
+      readonly sentinelUsername: string | undefined;
+      readonly sentinelPassword: string | undefined;
+    }
+  | { readonly kind: 'cluster'; readonly nodes: readonly RedisNode[] };
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -75,6 +99,22 @@ const integer = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/** `host:port, host:port`; IPv6 hosts in brackets: `[::1]:26379`. */
+const nodeList = z.string().transform((text, ctx) => {
+  const nodes: RedisNode[] = [];
+  for (const item of text.split(',')) {
+    const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(item.trim());
+    const port = Number(match?.[3]);
+    const host = match?.[1] ?? match?.[2];
+    if (!host || !(port >= 1 && port <= 65535)) {
+      ctx.addIssue({ code: 'custom', message: `expected host:port[,host:port...], got "${item}"` });
+      return z.NEVER;
+    }
+    nodes.push(Object.freeze({ host, port }));
+  }
+  return Object.freeze(nodes);
+});
+
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 const ENV = z.object({
@@ -99,12 +139,76 @@ const ENV = z.object({
   REDIS_USERNAME: z.string().min(1).optional(),
   REDIS_PASSWORD: z.string().min(1).optional(),
   REDIS_TLS: flag.default(false),
+  REDIS_SENTINELS: nodeList.optional(),
+  REDIS_SENTINEL_MASTER: z.string().min(1).optional(),
+  REDIS_SENTINEL_USERNAME: z.string().min(1).optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  REDIS_CLUSTER_NODES: nodeList.optional(),
   REDIS_KEY_PREFIX: z.string().max(64).default('sessionmanager:'),
   REDIS_COMMAND_TIMEOUT: duration(1).default(1000),
   REDIS_CONNECT_TIMEOUT: duration(1).default(2000),
 });
 
 type Env = Record<string, string | undefined>;
+
+/**
+ * Which Redis deployment the variables select, if any. Settings that belong
+ * to another deployment, or that it cannot honour, stop the start with a
+ * message saying why rather than being ignored.
+ */
+function redisTopology(e: z.infer<typeof ENV>, present: Env): RedisTopology | undefined {
+  const problems: string[] = [];
+  const conflict = (a: string, b: string, why: string) => {
+    if (present[a] !== undefined && present[b] !== undefined)
+      problems.push(`${a} and ${b} are both set: ${why}`);
+  };
+  conflict(
+    'REDIS_HOST',
+    'REDIS_SENTINELS',
+    'with Sentinel the master address comes from the sentinels; unset REDIS_HOST',
+  );
+  conflict(
+    'REDIS_HOST',
+    'REDIS_CLUSTER_NODES',
+    'with Cluster the nodes come from REDIS_CLUSTER_NODES; unset REDIS_HOST',
+  );
+  conflict('REDIS_SENTINELS', 'REDIS_CLUSTER_NODES', 'choose Sentinel or Cluster, not both');
+  if ((e.REDIS_SENTINELS || e.REDIS_CLUSTER_NODES) && present.REDIS_PORT !== undefined)
+    problems.push(
+      'REDIS_PORT is set with REDIS_SENTINELS or REDIS_CLUSTER_NODES: it applies to standalone Redis only; give ports in the node list',
+    );
+  if (e.REDIS_SENTINELS && !e.REDIS_SENTINEL_MASTER)
+    problems.push(
+      'REDIS_SENTINELS is set without REDIS_SENTINEL_MASTER: name the master the sentinels monitor',
+    );
+  if (!e.REDIS_SENTINELS) {
+    for (const name of [
+      'REDIS_SENTINEL_MASTER',
+      'REDIS_SENTINEL_USERNAME',
+      'REDIS_SENTINEL_PASSWORD',
+    ])
+      if (present[name] !== undefined) problems.push(`${name} is set without REDIS_SENTINELS`);
+  }
+  if (e.REDIS_CLUSTER_NODES && present.REDIS_DATABASE !== undefined && e.REDIS_DATABASE !== 0)
+    problems.push(
+      `REDIS_DATABASE=${JSON.stringify(present.REDIS_DATABASE)}: Redis Cluster has only database 0; unset REDIS_DATABASE or set it to 0`,
+    );
+  if (problems.length > 0)
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+
+  if (e.REDIS_SENTINELS && e.REDIS_SENTINEL_MASTER)
+    return Object.freeze({
+      kind: 'sentinel',
+      sentinels: e.REDIS_SENTINELS,
+      masterName: e.REDIS_SENTINEL_MASTER,
+      sentinelUsername: e.REDIS_SENTINEL_USERNAME,
+      sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+    });
+  if (e.REDIS_CLUSTER_NODES)
+    return Object.freeze({ kind: 'cluster', nodes: e.REDIS_CLUSTER_NODES });
+  if (e.REDIS_HOST) return Object.freeze({ kind: 'standalone' });
+  return undefined;
+}
 
 /** Builds the Config from an environment; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
@@ -133,11 +237,13 @@ export function loadConfig(env: Env = process.env): Config {
       `invalid configuration:\n  SESSION_TTL=${JSON.stringify(env.SESSION_TTL)}: must not exceed SESSION_MAX_TTL (${session.maxTtlSeconds}s)`,
     );
   }
-  const redis: RedisConfig | undefined = e.REDIS_HOST
+  const topology = redisTopology(e, present);
+  const redis: RedisConfig | undefined = topology
     ? {
-        host: e.REDIS_HOST,
+        topology,
+        host: e.REDIS_HOST ?? '',
         port: e.REDIS_PORT,
-        database: e.REDIS_DATABASE,
+        database: topology.kind === 'cluster' ? 0 : e.REDIS_DATABASE,
         username: e.REDIS_USERNAME,
         password: e.REDIS_PASSWORD,
         tls: e.REDIS_TLS,

@@ -32,6 +32,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
       port: ports.grpc,
       httpPort: ports.http,
       store: config.redis ? 'redis' : 'memory',
+      ...(config.redis && { topology: config.redis.topology.kind }),
       transport: config.transport,
       ...(cluster.isWorker && { worker: cluster.worker?.id }),
       health: server.health.status,

@@ -35,6 +35,7 @@ describe('config', () => {
     assert.deepEqual(
       { ...config.redis },
       {
+        topology: { kind: 'standalone' },
         host: 'redis.internal',
         port: 6379,
         database: 5,
@@ -122,5 +123,101 @@ describe('config', () => {
         return ms === undefined || (Number.isSafeInteger(ms) && ms >= 0);
       }),
     );
+  });
+
+  describe('Redis topologies', () => {
+    const rejects = (env: Record<string, string>, ...fragments: RegExp[]) =>
+      assert.throws(
+        () => loadConfig(env),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError, String(error));
+          for (const fragment of fragments) assert.match(error.message, fragment);
+          return true;
+        },
+      );
+
+    it('REDIS_SENTINELS with REDIS_SENTINEL_MASTER selects Sentinel; database 5 still applies', () => {
+      const config = loadConfig({
+        REDIS_SENTINELS: '10.0.0.1:26379, sentinel-b:26380,[::1]:26381',
+        REDIS_SENTINEL_MASTER: 'sessions',
+        REDIS_SENTINEL_USERNAME: 'watcher',
+        REDIS_SENTINEL_PASSWORD: 's3cret',
+        REDIS_PASSWORD: 'data',
+      });
+      assert.deepEqual(config.redis?.topology, {
+        kind: 'sentinel',
+        sentinels: [
+          { host: '10.0.0.1', port: 26379 },
+          { host: 'sentinel-b', port: 26380 },
+          { host: '::1', port: 26381 },
+        ],
+        masterName: 'sessions',
+        sentinelUsername: 'watcher',
+        sentinelPassword: 's3cret',
+      });
+      assert.equal(config.redis?.database, 5);
+      assert.equal(config.redis?.password, 'data');
+      assert.ok(Object.isFrozen(config.redis?.topology));
+    });
+
+    it('REDIS_CLUSTER_NODES selects Cluster with database 0', () => {
+      const config = loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,b:7001' });
+      assert.deepEqual(config.redis?.topology, {
+        kind: 'cluster',
+        nodes: [
+          { host: 'a', port: 7000 },
+          { host: 'b', port: 7001 },
+        ],
+      });
+      assert.equal(config.redis?.database, 0);
+      assert.equal(
+        loadConfig({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_DATABASE: '0' }).redis?.database,
+        0,
+      );
+    });
+
+    it('Cluster with an explicit non-zero REDIS_DATABASE says Cluster has only database 0', () => {
+      rejects(
+        { REDIS_CLUSTER_NODES: 'a:7000', REDIS_DATABASE: '5' },
+        /REDIS_DATABASE="5"/,
+        /Cluster has only database 0/,
+      );
+    });
+
+    it('conflicting topologies are refused with the reason', () => {
+      rejects(
+        { REDIS_HOST: 'h', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm' },
+        /REDIS_HOST and REDIS_SENTINELS/,
+        /unset REDIS_HOST/,
+      );
+      rejects(
+        { REDIS_HOST: 'h', REDIS_CLUSTER_NODES: 'a:7000' },
+        /REDIS_HOST and REDIS_CLUSTER_NODES/,
+      );
+      rejects(
+        { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_CLUSTER_NODES: 'a:7000' },
+        /REDIS_SENTINELS and REDIS_CLUSTER_NODES/,
+      );
+      rejects({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_PORT: '6380' }, /REDIS_PORT/, /standalone/);
+    });
+
+    it('Sentinel settings must come together', () => {
+      rejects({ REDIS_SENTINELS: 's:26379' }, /without REDIS_SENTINEL_MASTER/);
+      rejects(
+        { REDIS_SENTINEL_MASTER: 'm' },
+        /REDIS_SENTINEL_MASTER is set without REDIS_SENTINELS/,
+      );
+      rejects(
+        { REDIS_HOST: 'h', REDIS_SENTINEL_PASSWORD: 'p' },
+        /REDIS_SENTINEL_PASSWORD is set without/,
+      );
+    });
+
+    for (const bad of ['a', 'a:', ':7000', 'a:0', 'a:70000', 'a:7000,,b:7001', 'a:7000;b:7001']) {
+      it(`rejects the node list ${JSON.stringify(bad)} naming the variable`, () => {
+        rejects({ REDIS_CLUSTER_NODES: bad }, /REDIS_CLUSTER_NODES=/, /expected host:port/);
+        rejects({ REDIS_SENTINELS: bad, REDIS_SENTINEL_MASTER: 'm' }, /REDIS_SENTINELS=/);
+      });
+    }
   });
 });

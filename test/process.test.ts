@@ -24,6 +24,17 @@ describe('the service process', () => {
     assert.match(service.stderr(), /SESSION_TTL="fifteen minutes"/);
   });
 
+  it('Cluster with a non-zero REDIS_DATABASE stops it at start and says why', async () => {
+    const service = await spawnService({
+      PORT: '0',
+      REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+      REDIS_DATABASE: '5',
+    });
+    const { code } = await service.exited();
+    assert.equal(code, 2);
+    assert.match(service.stderr(), /REDIS_DATABASE="5": Redis Cluster has only database 0/);
+  });
+
   it('without REDIS_HOST it says at start that it runs on the in-memory store', async () => {
     const port = await freePort();
     const service = await spawnService({ PORT: String(port) });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { ErrorCode, SessionError } from '../src/errors.ts';
 import { createLogger } from '../src/logger.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
@@ -66,6 +67,30 @@ describe('redis store layout', () => {
     for (const k of keys) {
       const ttl = Number(redis.cli('-n', '5', 'PTTL', k));
       assert.ok(ttl > 0 || ttl === -2, `${k} has PTTL ${ttl}`);
+    }
+  });
+});
+
+describe('redis store with min-replicas-to-write', () => {
+  it('a write the master refuses for want of replicas (NOREPLICAS) is UNAVAILABLE; reads still work', async () => {
+    const lonely = await startRedis(['--min-replicas-to-write', '1']);
+    const guarded = new RedisStore(
+      redisConfig(lonely.port, prefix),
+      LIMITS,
+      createLogger('silent'),
+    );
+    try {
+      await waitUntilReady(guarded);
+      await assert.rejects(guarded.put(uniqueKey(), draft(), Date.now()), (error: unknown) => {
+        assert.ok(error instanceof SessionError);
+        assert.equal(error.code, ErrorCode.StoreUnavailable);
+        assert.match(String((error.cause as Error).message), /^NOREPLICAS/);
+        return true;
+      });
+      assert.equal(await guarded.get(uniqueKey(), Date.now(), false), null);
+    } finally {
+      await guarded.close();
+      await lonely.dispose();
     }
   });
 });

@@ -2,6 +2,7 @@ import type { RedisConfig } from '../../src/config.ts';
 
 /** Store settings for a test redis-server on loopback. */
 export const redisConfig = (port: number, keyPrefix: string): RedisConfig => ({
+  topology: { kind: 'standalone' },
   host: '127.0.0.1',
   port,
   database: 5,

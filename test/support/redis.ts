@@ -7,6 +7,8 @@ import { freePort, waitFor } from './ports.ts';
 
 export interface TestRedis {
   readonly port: number;
+  /** True until the process exits (stop, dispose, or killed). */
+  readonly running: boolean;
   /** Runs one command through redis-cli and returns its raw output. */
   cli(...args: string[]): string;
   /** Stops the process (SIGTERM by default) and waits for it to exit; the data directory stays. */
@@ -29,7 +31,7 @@ export function requireRedisServer(): void {
   }
 }
 
-function answersPing(port: number): Promise<boolean> {
+export function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     socket.setTimeout(500);
@@ -73,6 +75,9 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
 
   return {
     port,
+    get running() {
+      return child !== undefined && child.exitCode === null && child.signalCode === null;
+    },
     cli: (...args) =>
       execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim(),
     stop,

@@ -1,46 +1,18 @@
-import { createClient, ErrorReply, RESP_TYPES } from '@redis/client';
+import { ErrorReply } from '@redis/client';
 import type { RedisConfig } from '../../config.ts';
 import { ErrorCode, SessionError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
+import { openLink, type RedisLink, type Reply } from './clients.ts';
 import type { Script } from './scripts.ts';
 
-export type Reply = Buffer | number | null | Reply[];
-
-const MAX_BACKOFF_MS = 2000;
-const BASE_BACKOFF_MS = 50;
+export { type Reply, reconnectDelay } from './clients.ts';
 
 /** Redis errors that mean "this node cannot serve now", not a bug in the request. */
-const TRANSIENT_REPLY = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|FENCED)\b/;
+const TRANSIENT_REPLY =
+  /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|FENCED)\b/;
 
-/** Full-jitter exponential backoff, capped: reconnecting replicas do not stampede Redis. */
-export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(attempt, 16));
-  return Math.floor(random() * ceiling);
-}
-
-function connect(config: RedisConfig) {
-  const { host, port, tls, database, username, password, connectTimeoutMs } = config;
-  return createClient({
-    RESP: 2,
-    database,
-    ...(username === undefined ? {} : { username }),
-    ...(password === undefined ? {} : { password }),
-    disableOfflineQueue: true,
-    // timeout 0: node-redis would otherwise arm an AbortSignal.timeout (5 s)
-    // per command; RedisConnection.send enforces REDIS_COMMAND_TIMEOUT itself.
-    commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer }, timeout: 0 },
-    socket: {
-      host,
-      port,
-      ...(tls ? { tls: true as const } : {}),
-      connectTimeout: connectTimeoutMs,
-      reconnectStrategy: (attempt: number) => reconnectDelay(attempt),
-    },
-  });
-}
-
-type Client = ReturnType<typeof connect>;
+type Client = RedisLink;
 
 /**
  * One multiplexed Redis connection with the failure behaviour the service
@@ -71,10 +43,12 @@ export class RedisConnection {
   }
 
   /**
-   * Sends one command; every string in the reply is a Buffer. The timeout is
-   * an entry in one shared sweeper, not a timer and a Promise.race per command.
+   * Sends one command; every string in the reply is a Buffer. `key` is the
+   * command's key, which routes it on Cluster; keyless commands go to every
+   * master. The timeout is an entry in one shared sweeper, not a timer and a
+   * Promise.race per command.
    */
-  send(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
+  send(args: ReadonlyArray<string | Buffer>, key?: string): Promise<Reply> {
     const client = this.#client;
     return new Promise<Reply>((resolve, reject) => {
       const pending: Expiring = {
@@ -90,7 +64,7 @@ export class RedisConnection {
         },
       };
       this.#timeouts.add(pending);
-      client.sendCommand<Reply>(args).then(
+      client.send(args, key).then(
         (reply) => {
           if (this.#timeouts.delete(pending)) resolve(reply);
         },
@@ -109,10 +83,10 @@ export class RedisConnection {
   ): Promise<Reply> {
     const tail = [String(keys.length), ...keys, ...args];
     try {
-      return await this.send(['EVALSHA', script.sha1, ...tail]);
+      return await this.send(['EVALSHA', script.sha1, ...tail], keys[0]);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return this.send(['EVAL', script.source, ...tail]);
+      return this.send(['EVAL', script.source, ...tail], keys[0]);
     }
   }
 
@@ -122,21 +96,20 @@ export class RedisConnection {
   }
 
   #open(): Client {
-    const client = connect(this.#config);
-    client.on('ready', () => this.#transition('up'));
-    client.on('error', (error: Error) => this.#transition('down', error));
-    client.connect().catch((error: unknown) => this.#transition('down', error));
-    return client;
+    return openLink(this.#config, {
+      up: (detail) => this.#transition('up', detail),
+      down: (error, detail) => this.#transition('down', detail, error),
+    });
   }
 
-  #transition(state: 'up' | 'down', error?: unknown): void {
+  #transition(state: 'up' | 'down', detail: Record<string, unknown>, error?: unknown): void {
     if (this.#closed || this.#state === state) return;
     this.#state = state;
-    const { host, port, database } = this.#config;
-    if (state === 'up') this.#logger.info({ host, port, database }, 'redis connected');
+    const topology = this.#config.topology.kind;
+    if (state === 'up') this.#logger.info({ topology, ...detail }, 'redis connected');
     else
       this.#logger.error(
-        { host, port, err: error },
+        { topology, ...detail, err: error },
         'redis unreachable; calls fail with UNAVAILABLE until it returns',
       );
   }

@@ -54,7 +54,7 @@ export class RedisStore implements SessionStore {
   async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
     const reply = touch
       ? await this.#touch(key, 0, nowMs, true)
-      : await this.#redis.send(['HGETALL', this.#key(key)]);
+      : await this.#redis.send(['HGETALL', this.#key(key)], this.#key(key));
     return sessionFrom(reply);
   }
 
