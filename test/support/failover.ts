@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import type { RawClient } from './grpc.ts';
 
@@ -147,3 +148,54 @@ function countedCanary(lost: number): number {
 }
 
 const round = (seconds: number) => Math.round(seconds * 100) / 100;
+
+/**
+ * What every topology must show when its master dies under load: calls fail
+ * fast with UNAVAILABLE only, health notices, the service recovers by itself,
+ * and asynchronous replication loses at most the last moment of writes.
+ */
+export function assertFailedOverCleanly(
+  report: FailoverReport,
+  recoverWithinSeconds: number,
+): void {
+  assert.ok(report.callsFailed > 0, 'the kill was felt');
+  assert.deepEqual(Object.keys(report.failuresByStatus), ['UNAVAILABLE']);
+  assert.ok(
+    report.slowestFailureMs < 900,
+    `calls failed fast, none waited for the 1 s command timeout (slowest ${report.slowestFailureMs} ms)`,
+  );
+  assert.ok(
+    report.recoveredAfterSeconds < recoverWithinSeconds,
+    `recovered after ${report.recoveredAfterSeconds} s`,
+  );
+  assert.ok(report.notServingSeconds > 0, 'health reported the lost master');
+  assert.ok(
+    report.acknowledgedWritesLost <= report.writesAcknowledged * 0.02,
+    'asynchronous replication loses at most the last moment of writes',
+  );
+}
+
+/** One pass over every session rpc through a server, as a smoke test of a topology. */
+export async function exerciseEveryRpc(client: RawClient): Promise<void> {
+  assert.equal(await client.health(), 'SERVING');
+  const { session_key } = await client.call('SetSession', {
+    fleet_list_request: Buffer.from('quote'),
+    attributes: { order: Buffer.from('o-1') },
+  });
+  const read = await client.call('GetSession', { session_key, touch: true });
+  assert.deepEqual(read.fleet_list_request, Buffer.from('quote'));
+  const updated = await client.call('UpdateSession', {
+    session_key,
+    fleet_list_response: Buffer.from('fleet'),
+    set_attributes: { order: Buffer.from('o-2') },
+    expected_version: 1,
+  });
+  assert.equal(Number(updated.version), 2);
+  assert.ok(
+    (await client.call('TouchSession', { session_key, ttl_seconds: 60 })).expires_at_unix_ms,
+  );
+  const consumed = await client.call('ConsumeSession', { session_key });
+  assert.deepEqual(consumed.fleet_list_response, Buffer.from('fleet'));
+  assert.deepEqual(consumed.attributes.order, Buffer.from('o-2'));
+  assert.equal((await client.call('DeleteSession', { session_key })).deleted, false);
+}
