@@ -9,7 +9,7 @@
 //   BENCH_WARMUP       warm-up seconds per run          (2)
 //   BENCH_PAYLOAD      bytes in each of the two payloads (1024)
 //   BENCH_WORKERS      WORKERS values of the Redis-backed service, e.g. 1,2 (1)
-//   BENCH_TARGETS      which of: redis, memory, grpc-js, go, store (all available)
+//   BENCH_TARGETS      which of: redis, no-http, memory, grpc-js, go, store (all available but no-http)
 //   GO_REFERENCE       directory holding bin/sessionmanager and bin/loadgen (/work/goref)
 //   BENCH_LONG=1       the long matrix: every op, c = 1,16,64,256, 3 rounds of 10 s
 //   BENCH_RESULTS      write the tables and the machine description to this Markdown file
@@ -433,9 +433,12 @@ async function main(): Promise<void> {
   const redisPid = redis.pid ?? 0;
   const flush = () => execFileSync('redis-cli', ['-p', String(redisPort), 'FLUSHALL']);
   const main = join(ROOT, 'dist/main.js');
+  // Only the Redis-backed service keeps its admin/HTTP port (the production
+  // default); the `no-http` target measures what that port costs the gRPC path.
   const serviceEnv = (extra: Record<string, string>) => ({
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    HTTP_PORT: '0',
     ...extra,
   });
   const redisEnv = { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redisPort), REDIS_DATABASE: '5' };
@@ -450,7 +453,12 @@ async function main(): Promise<void> {
         name,
         process.execPath,
         [main],
-        serviceEnv({ ...redisEnv, PORT: String(port), WORKERS: String(workers) }),
+        serviceEnv({
+          ...redisEnv,
+          PORT: String(port),
+          HTTP_PORT: String(await freePort()),
+          WORKERS: String(workers),
+        }),
         port,
       ),
     );
@@ -472,6 +480,14 @@ async function main(): Promise<void> {
       ),
     );
   };
+  if (TARGETS.includes('no-http')) {
+    await add(
+      'ts-redis no-http',
+      process.execPath,
+      [main],
+      serviceEnv({ ...redisEnv, WORKERS: '1' }),
+    );
+  }
   if (TARGETS.includes('memory'))
     await add('ts-memory', process.execPath, [main], serviceEnv({ WORKERS: '1' }));
   if (TARGETS.includes('grpc-js')) {
