@@ -63,12 +63,49 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // prom-client hashes a label object on every observation; the hot path
+  // keeps the per-label-set children instead (the sets are small and bounded).
+  readonly #callChildren = new Map<
+    string,
+    { count: Counter.Internal; duration: Histogram.Internal<string> }
+  >();
+  readonly #storeChildren = new Map<string, Histogram.Internal<string>>();
+  readonly #eventChildren = new Map<string, Counter.Internal>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
 
   observeCall(transport: Transport, method: string, code: string, seconds: number): void {
-    this.calls.inc({ transport, method, code });
-    this.callDuration.observe({ transport, method, code }, seconds);
+    const id = `${transport} ${method} ${code}`;
+    let children = this.#callChildren.get(id);
+    if (!children) {
+      children = {
+        count: this.calls.labels(transport, method, code),
+        duration: this.callDuration.labels(transport, method, code),
+      };
+      this.#callChildren.set(id, children);
+    }
+    children.count.inc();
+    children.duration.observe(seconds);
+  }
+
+  observeStore(operation: string, outcome: string, seconds: number): void {
+    const id = `${operation} ${outcome}`;
+    let child = this.#storeChildren.get(id);
+    if (!child) {
+      child = this.storeDuration.labels(operation, outcome);
+      this.#storeChildren.set(id, child);
+    }
+    child.observe(seconds);
+  }
+
+  sessionEvent(event: string): void {
+    let child = this.#eventChildren.get(event);
+    if (!child) {
+      child = this.sessionEvents.labels(event);
+      this.#eventChildren.set(event, child);
+    }
+    child.inc();
   }
 }

@@ -75,24 +75,18 @@ export class InstrumentedStore implements SessionStore {
   }
 
   #event(event: string): void {
-    this.#metrics.sessionEvents.inc({ event });
+    this.#metrics.sessionEvent(event);
   }
 
   async #measure<T>(operation: string, run: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
       const result = await run();
-      this.#metrics.storeDuration.observe(
-        { operation, outcome: 'ok' },
-        (performance.now() - started) / 1000,
-      );
+      this.#metrics.observeStore(operation, 'ok', (performance.now() - started) / 1000);
       return result;
     } catch (error) {
       const code = error instanceof SessionError ? error.code : ErrorCode.Internal;
-      this.#metrics.storeDuration.observe(
-        { operation, outcome: code },
-        (performance.now() - started) / 1000,
-      );
+      this.#metrics.observeStore(operation, code, (performance.now() - started) / 1000);
       if (code === ErrorCode.NotFound) this.#event('not_found');
       else if (code === ErrorCode.VersionConflict) this.#event('cas_conflict');
       else if (!SESSION_OUTCOMES.has(code)) this.#metrics.storeErrors.inc({ operation, code });
