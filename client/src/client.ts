@@ -1,4 +1,4 @@
-import { Client } from '@grpc/grpc-js';
+import { channelPool } from './channels.ts';
 import { SessionError } from './errors.ts';
 import {
   fromWireSession,
@@ -53,7 +53,7 @@ export interface SessionClient<Req = unknown, Res = unknown, Attr = unknown> {
   ): Promise<Session<Req, Res, Attr> | null>;
   /** Deletes the session; `deleted` is false when there was none. Retried. */
   deleteSession(input: SessionKeyInput, options?: CallOptions): Promise<DeleteSessionResult>;
-  /** Releases the channel. Calls made afterwards fail with CANCELLED. */
+  /** Releases the channels. Calls made afterwards fail with CANCELLED. */
   close(): void;
 }
 
@@ -63,7 +63,7 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
   const resolved = resolveOptions(options);
   const methods = wireMethods();
   const { codecs } = resolved;
-  const channel = new Client(resolved.target, resolved.credentials, resolved.channelOptions);
+  const channels = channelPool(resolved.targets, resolved.credentials, resolved.channelOptions);
   let closed = false;
 
   async function invoke<Request, Response>(
@@ -81,7 +81,7 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
         if (closed) {
           throw new SessionError('CANCELLED', 'the client has been closed');
         }
-        return unaryCall(channel, method, request, metadata, deadline, signal);
+        return unaryCall(channels.pick(), method, request, metadata, deadline, signal);
       },
       { policy: retryable ? resolved.retry : undefined, deadline, signal },
     );
@@ -128,7 +128,7 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
 
     close() {
       closed = true;
-      channel.close();
+      channels.close();
     },
   };
 }

@@ -1,15 +1,17 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import { type ChannelCredentials, type ChannelOptions, credentials, Metadata } from '@grpc/grpc-js';
 import { type Codec, jsonCodec } from './codec.ts';
 import type { Codecs } from './messages.ts';
 import type { RetryPolicy } from './retry.ts';
 
 /**
- * Where the server is. A union so that `{ addresses: string[] }` can join it
- * later without changing the other options.
+ * Where the server is: one host, one raw gRPC target, or several instances
+ * (`'host:port'` each) to balance calls between, round robin.
  */
 export type TargetOptions =
-  | { host: string; port?: number; address?: never }
-  | { address: string; host?: never; port?: never };
+  | { host: string; port?: number; address?: never; addresses?: never }
+  | { address: string; host?: never; port?: never; addresses?: never }
+  | { addresses: readonly string[]; host?: never; port?: never; address?: never };
 
 export interface TlsOptions {
   tls: {
@@ -57,7 +59,12 @@ export const defaults = Object.freeze({
 });
 
 export interface ResolvedOptions<Req, Res, Attr> {
-  target: string;
+  /**
+   * One gRPC target per channel. Several only for `addresses` that one
+   * grpc-js target cannot express (several hostnames, or IPv4 and IPv6
+   * literals mixed); the client then balances between the channels itself.
+   */
+  targets: string[];
   deadlineMs: number;
   retry: RetryPolicy | undefined;
   credentials: ChannelCredentials;
@@ -90,8 +97,14 @@ export function resolveOptions<Req, Res, Attr>(
       );
     }
   }
+  const targets = resolveTargets(options);
+  if (options.addresses !== undefined) {
+    // Every instance a target resolves to gets a connection and a share of the
+    // calls; grpc-js's default (pick_first) would send them all to one.
+    channelOptions['grpc.service_config'] = ROUND_ROBIN;
+  }
   return {
-    target: resolveTarget(options),
+    targets,
     deadlineMs: positive('deadlineMs', options.deadlineMs ?? defaults.deadlineMs),
     retry,
     credentials: resolveCredentials(options.credentials),
@@ -113,6 +126,20 @@ export function positive(name: string, value: number): number {
   return value;
 }
 
+const ROUND_ROBIN = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+
+function resolveTargets(options: TargetOptions): string[] {
+  if (options.addresses !== undefined) {
+    if (options.host !== undefined || options.port !== undefined || options.address !== undefined) {
+      throw new TypeError(
+        'sessionmanager client: give addresses alone, without host, port or address',
+      );
+    }
+    return addressTargets(options.addresses);
+  }
+  return [resolveTarget(options)];
+}
+
 function resolveTarget(options: TargetOptions): string {
   if (options.address !== undefined) {
     if (options.address === '') {
@@ -130,6 +157,84 @@ function resolveTarget(options: TargetOptions): string {
   // An IPv6 literal needs brackets to be told apart from the port.
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return `${host}:${port}`;
+}
+
+interface Endpoint {
+  kind: 'ipv4' | 'ipv6' | 'dns';
+  /** `host:port`, the IPv6 literal in brackets. */
+  hostPort: string;
+}
+
+/**
+ * IP literals of one family make one grpc-js target (`ipv4:a:p,b:p`) that
+ * grpc-js balances itself; a single hostname makes one `dns:///` target,
+ * balanced over every address the name resolves to. Anything else (several
+ * hostnames, mixed families) makes one target per entry.
+ */
+function addressTargets(addresses: readonly string[]): string[] {
+  if (!Array.isArray(addresses) || addresses.length === 0) {
+    throw new TypeError(
+      'sessionmanager client: addresses must be a non-empty array of "host:port" strings',
+    );
+  }
+  const endpoints = addresses.map((entry, index) => parseAddress(entry, index));
+  endpoints.forEach((endpoint, index) => {
+    const first = endpoints.findIndex((other) => other.hostPort === endpoint.hostPort);
+    if (first !== index) {
+      throw new TypeError(
+        `sessionmanager client: addresses[${index}] repeats addresses[${first}] (${endpoint.hostPort})`,
+      );
+    }
+  });
+  const kinds = new Set(endpoints.map((endpoint) => endpoint.kind));
+  const [kind] = kinds;
+  if (kinds.size === 1 && (kind === 'ipv4' || kind === 'ipv6')) {
+    return [`${kind}:${endpoints.map((endpoint) => endpoint.hostPort).join(',')}`];
+  }
+  return endpoints.map(({ kind, hostPort }) =>
+    kind === 'dns' ? `dns:///${hostPort}` : `${kind}:${hostPort}`,
+  );
+}
+
+const HOSTNAME = /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/;
+
+function parseAddress(entry: unknown, index: number): Endpoint {
+  const invalid = (why: string) =>
+    new TypeError(
+      `sessionmanager client: addresses[${index}] must be "host:port" or "[ipv6]:port" (${why}), got ${JSON.stringify(entry)}`,
+    );
+  if (typeof entry !== 'string') {
+    throw invalid('not a string');
+  }
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::(\d+))?$/.exec(entry);
+  if (match === null) {
+    throw invalid(
+      entry.includes('/')
+        ? 'no scheme or path; use `address` for a raw gRPC target'
+        : entry.split(':').length > 2
+          ? 'an IPv6 literal needs brackets'
+          : 'not a host and port',
+    );
+  }
+  const [, bracketed, plain, portText] = match;
+  const port = portText === undefined ? defaults.port : Number(portText);
+  if (!(Number.isInteger(port) && port > 0 && port < 65536)) {
+    throw invalid('the port must be 1-65535');
+  }
+  if (bracketed !== undefined) {
+    if (!isIPv6(bracketed)) {
+      throw invalid('not an IPv6 literal in the brackets');
+    }
+    return { kind: 'ipv6', hostPort: `[${bracketed}]:${port}` };
+  }
+  const host = plain ?? '';
+  if (isIPv4(host)) {
+    return { kind: 'ipv4', hostPort: `${host}:${port}` };
+  }
+  if (!HOSTNAME.test(host)) {
+    throw invalid(host === '' ? 'no host' : 'not a valid hostname');
+  }
+  return { kind: 'dns', hostPort: `${host.toLowerCase()}:${port}` };
 }
 
 function resolveRetry(retries: Partial<RetryPolicy> | false | undefined): RetryPolicy | undefined {
