@@ -69,7 +69,8 @@ describe('sessionmanager CLI against a real server', () => {
     assert.match(key, /^[A-Za-z0-9_-]{43}$/);
     assert.equal(set.json.version, 1);
 
-    const got = await cli(['get', key, ...addr]);
+    // A generated key may start with '-': `--` ends the options before it.
+    const got = await cli(['get', ...addr, '--', key]);
     assert.equal(got.code, 0, got.stderr);
     assert.deepEqual(got.json.fleetListRequest, { pickup: 'A' });
     assert.deepEqual(got.json.fleetListResponse, { base64: 'AP+A' });
@@ -78,7 +79,6 @@ describe('sessionmanager CLI against a real server', () => {
 
     const updated = await cli([
       'update',
-      key,
       ...addr,
       '--attr',
       'order=o-1',
@@ -86,22 +86,25 @@ describe('sessionmanager CLI against a real server', () => {
       'rider',
       '--expected-version',
       '1',
+      '--',
+      key,
     ]);
     assert.equal(updated.code, 0, updated.stderr);
     assert.deepEqual(updated.json.attributes, { order: 'o-1' });
     assert.equal(updated.json.version, 2);
 
-    const touched = await cli(['touch', key, '--ttl', '600'], {
+    const touched = await cli(['touch', '--ttl', '600', '--', key], {
       SESSIONMANAGER_ADDR: server.address,
     });
     assert.equal(touched.code, 0, touched.stderr);
     assert.ok(touched.json.expiresAtUnixMs > Date.now() + 590_000);
 
-    const consumed = await cli(['consume', key, ...addr]);
+    const consumed = await cli(['consume', ...addr, '--', key]);
     assert.equal(consumed.code, 0);
     assert.equal(consumed.json.sessionKey, key);
 
-    const deleted = await cli(['delete', key, ...addr]);
+    const deleted = await cli(['delete', ...addr, '--', key]);
+    assert.equal(deleted.code, 0, deleted.stderr);
     assert.deepEqual(deleted.json, { deleted: false });
   });
 
@@ -134,6 +137,14 @@ describe('sessionmanager CLI against a real server', () => {
     assert.match(usage.stderr, /unknown command/);
     assert.equal((await cli(['get', ...addr])).code, 2);
     assert.equal((await cli(['get', 'k', '--bogus'])).code, 2);
+  });
+
+  it('a key that starts with "-" works after "--"', async () => {
+    const set = await cli(['set', ...addr, '--key=-dash-key']);
+    assert.equal(set.code, 0, set.stderr);
+    const got = await cli(['get', ...addr, '--', '-dash-key']);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.json.sessionKey, '-dash-key');
   });
 
   it('health prints the serving status', async () => {

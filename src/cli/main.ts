@@ -34,6 +34,7 @@ options:
   --timeout MS       deadline per call (default 5000)
 
 P (a payload) is text or JSON as given, @path for a file's bytes, or base64:DATA.
+A KEY that starts with "-" (generated keys may) goes after "--": get -- -Abc...
 Output is JSON. Stored payloads print as JSON when they are JSON, as text when
 they are text, and as {"base64": "..."} otherwise.
 
