@@ -20,7 +20,7 @@ import { freePort, waitFor } from './support/ports.ts';
 import { type ServiceProcess, spawnService } from './support/process.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 
-const RUNS = LONG ? 1500 : 40;
+const RUNS = LONG ? 1500 : 30;
 const SERVICE = 'sessionmanager.v1.SessionManagerService';
 const definition = protoLoader.loadSync(PROTO_FILE, {
   keepCase: true,

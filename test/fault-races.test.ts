@@ -17,7 +17,7 @@ import { startRedis, type TestRedis } from './support/redis.ts';
 
 const KEYS = 6;
 const WORKERS = 48;
-const OPERATIONS = LONG ? 100_000 : 6000;
+const OPERATIONS = LONG ? 100_000 : 4000;
 const MAX_TTL_SECONDS = 2;
 const FIXED_FIELDS = [
   'fleet_list_request',
