@@ -46,8 +46,9 @@ export function logText(service: ServiceProcess): string {
 }
 
 /**
- * Session keys never reach the logs: not one of `keys` occurs in any line the
- * services wrote. Returns how many lines and keys were checked.
+ * Session keys never reach the logs: not one of `keys` (of 16 characters or
+ * more) occurs in any line the services wrote. Returns how many lines and
+ * keys were checked.
  */
 export function assertNoKeysInLogs(
   services: readonly ServiceProcess[],
@@ -56,6 +57,8 @@ export function assertNoKeysInLogs(
   const text = services.map(logText).join('\n');
   let checked = 0;
   for (const key of keys) {
+    // A caller-chosen key of a few characters ("_", "a1") occurs in any text by chance.
+    if (key.length < 16) continue;
     checked++;
     assert.ok(!text.includes(key), `a session key appears in the logs: ${key.slice(0, 8)}...`);
   }
