@@ -67,8 +67,14 @@ function unary<Req>(method: string, context: CallContext, handle: Handler<Req>) 
   };
 }
 
+/** protobufjs decodes a map entry sent without its value as [] rather than an empty Buffer. */
 function toMap(record: Record<string, Buffer>): Map<string, Buffer> {
-  return new Map(Object.entries(record));
+  return new Map(
+    Object.entries(record).map(([name, value]) => [
+      name,
+      Buffer.isBuffer(value) ? value : Buffer.from(value),
+    ]),
+  );
 }
 
 function sessionMessage(session: StoredSession) {

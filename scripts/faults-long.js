@@ -1,0 +1,10 @@
+// `npm run faults:long`: the fault suite's long variants (test/fault-*.test.ts
+// with FAULTS_LONG=1): longer outages, more flaps, kills, races and fuzz runs.
+// Each test prints its figures on a line containing "figures:".
+import { spawnSync } from 'node:child_process';
+
+const result = spawnSync(process.execPath, ['scripts/run-tests.js', 'test/fault-'], {
+  stdio: 'inherit',
+  env: { ...process.env, FAULTS_LONG: '1', CRASH_KILLS: process.env.CRASH_KILLS ?? '25' },
+});
+process.exit(result.status ?? 1);
