@@ -2,6 +2,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, ServerCredentials, type ServiceDefinition, status } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
+import { Authenticator } from './auth.ts';
 import type { Config } from './config.ts';
 import { createHttpServer } from './http/http-server.ts';
 import type { Logger } from './logger.ts';
@@ -48,7 +49,8 @@ export function createServer(
     logger,
     (serving) => metrics.storeUp.set(serving === 'SERVING' ? 1 : 0),
   );
-  const context: CallContext = { logger, metrics };
+  const auth = new Authenticator(config.auth?.tokens);
+  const context: CallContext = { logger, metrics, auth };
   const maxMessageBytes = config.session.maxBytes + MESSAGE_OVERHEAD_BYTES;
   const transport =
     config.transport === 'lean'
@@ -63,6 +65,7 @@ export function createServer(
           health,
           metrics,
           logger,
+          auth,
           maxBodyBytes: Math.ceil((maxMessageBytes * 4) / 3),
         });
 
@@ -103,7 +106,7 @@ function leanTransport(
   maxMessageBytes: number,
   service: SessionService,
   health: HealthMonitor,
-  { logger, metrics }: CallContext,
+  { logger, metrics, auth }: CallContext,
 ): Transport {
   const server = new LeanServer({
     maxReceiveBytes: maxMessageBytes,
@@ -118,8 +121,8 @@ function leanTransport(
     observe: (method, code, seconds) =>
       metrics.observeCall('grpc', method, statusName(code), seconds),
   });
-  for (const [path, unary] of Object.entries(sessionMethods(service))) {
-    server.register(path, { unary });
+  for (const [path, method] of Object.entries(sessionMethods(service, auth))) {
+    server.register(path, method);
   }
   const host = grpcJsServiceHost((path, method) => server.register(path, method));
   health.implementation.addToServer(host);

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { status as grpcStatus } from '@grpc/grpc-js';
+import type { Authenticator, SessionMethod } from '../auth.ts';
 import { ErrorCode, invalidArgument, SessionError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -33,13 +34,15 @@ export interface HttpDependencies {
   readonly health: HealthMonitor;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Checks the Authorization header of every session route (never of the probes). */
+  readonly auth: Authenticator;
   /** Largest request body accepted; larger ones are refused with 413 before they are buffered. */
   readonly maxBodyBytes: number;
 }
 
 interface Route {
-  /** The RPC this route stands for: the method label in metrics. */
-  readonly method: string;
+  /** The RPC this route stands for: its permission, and the method label in metrics. */
+  readonly method: SessionMethod;
   handle(request: IncomingMessage, key: string, query: URLSearchParams): Promise<object>;
 }
 
@@ -51,7 +54,7 @@ type Verb = 'GET' | 'POST' | 'PATCH' | 'DELETE';
  * validation, limits and error codes.
  */
 export function createHttpServer(deps: HttpDependencies): Server {
-  const { service, health, metrics, logger, maxBodyBytes } = deps;
+  const { service, health, metrics, logger, auth, maxBodyBytes } = deps;
   const body = (request: IncomingMessage) => readJson(request, maxBodyBytes);
 
   const collection: Partial<Record<Verb, Route>> = {
@@ -150,6 +153,8 @@ export function createHttpServer(deps: HttpDependencies): Server {
     const started = performance.now();
     let result: Promise<object>;
     try {
+      const touch = match.route.method === 'GetSession' && url.searchParams.get('touch') === 'true';
+      auth.check(request.headers.authorization, match.route.method, touch);
       result = match.route.handle(request, match.key, url.searchParams);
     } catch (error) {
       result = Promise.reject(error);
@@ -166,6 +171,14 @@ export function createHttpServer(deps: HttpDependencies): Server {
           logger.error({ err: error, method: match.route.method, requestId: id }, 'call failed');
         }
         metrics.observeCall('http', match.route.method, code, (performance.now() - started) / 1000);
+        if (status.code === grpcStatus.UNAUTHENTICATED)
+          response.setHeader('www-authenticate', 'Bearer');
+        // Refused before its body was read: close rather than drain it.
+        if (
+          status.code === grpcStatus.UNAUTHENTICATED ||
+          status.code === grpcStatus.PERMISSION_DENIED
+        )
+          response.setHeader('connection', 'close');
         send(response, HTTP_STATUS[status.code] ?? 500, { code, message: status.details });
       },
     );

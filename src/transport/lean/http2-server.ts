@@ -44,8 +44,11 @@ export class CallError extends Error {
   }
 }
 
-/** Takes one request message (unframed) and resolves to one framed response message. */
-export type UnaryHandler = (request: Buffer) => Promise<Buffer>;
+/**
+ * Takes one request message (unframed) and the call's request headers, and
+ * resolves to one framed response message.
+ */
+export type UnaryHandler = (request: Buffer, headers: IncomingHttpHeaders) => Promise<Buffer>;
 
 /** A streaming call as its handler sees it. Messages are unframed protobuf. */
 export interface StreamCall {
@@ -59,7 +62,14 @@ export interface StreamCall {
 }
 
 export type Method =
-  | { readonly unary: UnaryHandler }
+  | {
+      readonly unary: UnaryHandler;
+      /**
+       * Runs on the request headers before any of the body is read (e.g. to
+       * check credentials); a throw ends the call with `statusOf(error)`.
+       */
+      readonly admit?: (headers: IncomingHttpHeaders) => void;
+    }
   | { readonly stream: (call: StreamCall) => void };
 
 export interface LeanServerOptions {
@@ -195,7 +205,7 @@ export class LeanServer {
       return;
     }
     const path = headers[':path'] ?? '';
-    const call = new Call(this, stream, path, requestId(headers['x-request-id']));
+    const call = new Call(this, stream, path, headers);
     const method = this.#methods.get(path);
     if (!method) {
       call.end(Code.UNIMPLEMENTED, `unknown method ${path}`);
@@ -213,6 +223,14 @@ export class LeanServer {
     if (Number.isNaN(timeoutMs)) {
       call.end(Code.INTERNAL, 'malformed grpc-timeout');
       return;
+    }
+    if ('admit' in method && method.admit) {
+      try {
+        method.admit(headers);
+      } catch (error) {
+        call.refuse(method, error);
+        return;
+      }
     }
     call.start(method, encoding as string | undefined, timeoutMs);
   }
@@ -240,6 +258,7 @@ class Call implements Expiring, StreamCall {
   readonly #server: LeanServer;
   readonly #stream: ServerHttp2Stream;
   readonly #path: string;
+  readonly #headers: IncomingHttpHeaders;
   readonly #requestId: string;
   readonly #startedAt = performance.now();
   #method: Method | undefined;
@@ -254,11 +273,23 @@ class Call implements Expiring, StreamCall {
   #compressed = false;
   #request: Buffer | undefined;
 
-  constructor(server: LeanServer, stream: ServerHttp2Stream, path: string, id: string) {
+  constructor(
+    server: LeanServer,
+    stream: ServerHttp2Stream,
+    path: string,
+    headers: IncomingHttpHeaders,
+  ) {
     this.#server = server;
     this.#stream = stream;
     this.#path = path;
-    this.#requestId = id;
+    this.#headers = headers;
+    this.#requestId = requestId(headers['x-request-id']);
+  }
+
+  /** Ends a call its method's `admit` refused, before reading its body. */
+  refuse(method: Method, error: unknown): void {
+    this.#method = method;
+    this.#fail(error);
   }
 
   start(method: Method, encoding: string | undefined, timeoutMs: number | undefined): void {
@@ -439,7 +470,7 @@ class Call implements Expiring, StreamCall {
     this.#request = undefined;
     let reply: Promise<Buffer>;
     try {
-      reply = method.unary(request);
+      reply = method.unary(request, this.#headers);
     } catch (error) {
       reply = Promise.reject(error);
     }
