@@ -1,4 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Server, ServerCredentials, type ServiceDefinition, status } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
@@ -66,6 +67,7 @@ export function createServer(
           metrics,
           logger,
           auth,
+          tls: config.tls,
           maxBodyBytes: Math.ceil((maxMessageBytes * 4) / 3),
         });
 
@@ -89,7 +91,7 @@ export function createServer(
   };
 }
 
-async function listenHttp(http: HttpServer, config: Config): Promise<number> {
+async function listenHttp(http: HttpServer | HttpsServer, config: Config): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.httpPort, config.host, () => {
@@ -120,6 +122,9 @@ function leanTransport(
     },
     observe: (method, code, seconds) =>
       metrics.observeCall('grpc', method, statusName(code), seconds),
+    ...(config.tls && {
+      tls: { cert: config.tls.cert, key: config.tls.key, ca: config.tls.clientCa },
+    }),
   });
   for (const [path, method] of Object.entries(sessionMethods(service, auth))) {
     server.register(path, method);
@@ -155,7 +160,13 @@ function grpcJsTransport(
       new Promise<number>((resolve, reject) =>
         server.bindAsync(
           `${config.host}:${config.port}`,
-          ServerCredentials.createInsecure(),
+          config.tls
+            ? ServerCredentials.createSsl(
+                config.tls.clientCa ?? null,
+                [{ private_key: config.tls.key, cert_chain: config.tls.cert }],
+                config.tls.clientCa !== undefined,
+              )
+            : ServerCredentials.createInsecure(),
           (error, bound) => (error ? reject(error) : resolve(bound)),
         ),
       ),

@@ -1,6 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Authenticator, SessionMethod } from '../auth.ts';
+import type { TlsConfig } from '../config.ts';
 import { ErrorCode, invalidArgument, SessionError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -36,6 +39,12 @@ export interface HttpDependencies {
   readonly logger: Logger;
   /** Checks the Authorization header of every session route (never of the probes). */
   readonly auth: Authenticator;
+  /**
+   * Serve HTTPS with the gRPC port's certificate. With a client CA, the
+   * session routes need a client certificate it signed (401 otherwise); the
+   * probes, /metrics and /openapi.json do not, so orchestrator probes work.
+   */
+  readonly tls: TlsConfig | undefined;
   /** Largest request body accepted; larger ones are refused with 413 before they are buffered. */
   readonly maxBodyBytes: number;
 }
@@ -53,8 +62,8 @@ type Verb = 'GET' | 'POST' | 'PATCH' | 'DELETE';
  * the session API over the same SessionService as gRPC, with the same
  * validation, limits and error codes.
  */
-export function createHttpServer(deps: HttpDependencies): Server {
-  const { service, health, metrics, logger, auth, maxBodyBytes } = deps;
+export function createHttpServer(deps: HttpDependencies): Server | HttpsServer {
+  const { service, health, metrics, logger, auth, tls, maxBodyBytes } = deps;
   const body = (request: IncomingMessage) => readJson(request, maxBodyBytes);
 
   const collection: Partial<Record<Verb, Route>> = {
@@ -139,7 +148,7 @@ export function createHttpServer(deps: HttpDependencies): Server {
     return true;
   };
 
-  return createServer((request, response) => {
+  const handler = (request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (request.method === 'GET' && probe(response, url.pathname)) return;
 
@@ -154,6 +163,11 @@ export function createHttpServer(deps: HttpDependencies): Server {
     let result: Promise<object>;
     try {
       const touch = match.route.method === 'GetSession' && url.searchParams.get('touch') === 'true';
+      if (tls?.clientCa && !(request.socket as TLSSocket).authorized)
+        throw new SessionError(
+          ErrorCode.Unauthenticated,
+          'client certificate: required (mutual TLS); present one signed by TLS_CLIENT_CA_FILE',
+        );
       auth.check(request.headers.authorization, match.route.method, touch);
       result = match.route.handle(request, match.key, url.searchParams);
     } catch (error) {
@@ -171,7 +185,7 @@ export function createHttpServer(deps: HttpDependencies): Server {
           logger.error({ err: error, method: match.route.method, requestId: id }, 'call failed');
         }
         metrics.observeCall('http', match.route.method, code, (performance.now() - started) / 1000);
-        if (status.code === grpcStatus.UNAUTHENTICATED)
+        if (status.details.startsWith('authorization:'))
           response.setHeader('www-authenticate', 'Bearer');
         // Refused before its body was read: close rather than drain it.
         if (
@@ -182,7 +196,18 @@ export function createHttpServer(deps: HttpDependencies): Server {
         send(response, HTTP_STATUS[status.code] ?? 500, { code, message: status.details });
       },
     );
-  });
+  };
+  if (!tls) return createServer(handler);
+  return createHttpsServer(
+    {
+      cert: tls.cert,
+      key: tls.key,
+      minVersion: 'TLSv1.2',
+      // Asked for, checked per route: probes come without a certificate.
+      ...(tls.clientCa && { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+    },
+    handler,
+  );
 }
 
 type Match = { route: Route; key: string } | { error: string; status: number; message: string };

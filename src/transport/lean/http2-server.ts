@@ -1,6 +1,8 @@
 import {
   constants,
+  createSecureServer,
   createServer,
+  type Http2SecureServer,
   type Http2Server,
   type Http2Session,
   type IncomingHttpHeaders,
@@ -83,6 +85,11 @@ export interface LeanServerOptions {
   ) => { code: number; details: string };
   /** Told of every call that ends: its method name ("unknown" for unknown paths), status and duration. */
   readonly observe?: (method: string, code: number, seconds: number) => void;
+  /**
+   * Serve TLS (ALPN h2 only) with this PEM certificate and key; with `ca`,
+   * clients must present a certificate it signed, or the handshake fails.
+   */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca?: Buffer | undefined };
 }
 
 const ACCEPT_ENCODING = 'identity,deflate,gzip';
@@ -134,7 +141,7 @@ function trailers(code: number, details: string): OutgoingHttpHeaders {
 }
 
 export class LeanServer {
-  readonly #http2: Http2Server;
+  readonly #http2: Http2Server | Http2SecureServer;
   readonly #methods = new Map<string, Method>();
   readonly #options: LeanServerOptions;
   readonly #deadlines = new TimeoutSweeper(DEADLINE_RESOLUTION_MS);
@@ -143,17 +150,31 @@ export class LeanServer {
 
   constructor(options: LeanServerOptions) {
     this.#options = options;
-    this.#http2 = createServer({
+    const http2 = {
       // Room for a whole maximum-size message in flight on a stream and a connection.
       settings: { initialWindowSize: Math.min(options.maxReceiveBytes + 5, 2 ** 31 - 1) },
       maxSessionMemory: 64,
-    });
-    this.#http2.on('session', (session) => {
+    };
+    const { tls } = options;
+    const server: Http2Server | Http2SecureServer = tls
+      ? createSecureServer({
+          ...http2,
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.ca && { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+          allowHTTP1: false,
+          minVersion: 'TLSv1.2',
+        })
+      : createServer(http2);
+    this.#http2 = server;
+    server.on('session', (session: Http2Session) => {
       this.#sessions.add(session);
       session.on('error', () => session.destroy());
       session.once('close', () => this.#sessions.delete(session));
     });
-    this.#http2.on('stream', (stream, headers) => this.#onStream(stream, headers));
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+      this.#onStream(stream, headers),
+    );
   }
 
   /** `path` is /package.Service/Method. */
