@@ -25,6 +25,7 @@ export const METHOD_PERMISSION = {
   TouchSession: 'write',
   ConsumeSession: 'write',
   DeleteSession: 'write',
+  RotateSessionKey: 'write',
 } as const satisfies Record<string, Permission>;
 
 export type SessionMethod = keyof typeof METHOD_PERMISSION;

@@ -44,6 +44,7 @@ describe('the permission table', () => {
       TouchSession: 'write',
       ConsumeSession: 'write',
       DeleteSession: 'write',
+      RotateSessionKey: 'write',
     });
     assert.equal(requiredPermission('GetSession', false), 'read');
     assert.equal(requiredPermission('GetSession', true), 'write');

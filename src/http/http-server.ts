@@ -128,6 +128,17 @@ export function createHttpServer(deps: HttpDependencies): Server | HttpsServer {
       method: 'ConsumeSession',
       handle: async (_request, key) => sessionJson(await service.consume(key)),
     },
+    rotate: {
+      method: 'RotateSessionKey',
+      handle: async (_request, key) => {
+        const rotated = await service.rotate(key);
+        return {
+          sessionKey: rotated.sessionKey,
+          expiresAtUnixMs: String(rotated.expiresAtMs),
+          version: String(rotated.version),
+        };
+      },
+    },
   };
 
   const probe = (response: ServerResponse, path: string): boolean => {
@@ -240,7 +251,7 @@ function matchRoute(
       : {
           error: 'NOT_FOUND',
           status: 404,
-          message: `no route POST ${path}: expected /v1/sessions/{key}:touch or :consume`,
+          message: `no route POST ${path}: expected /v1/sessions/{key}:touch, :consume or :rotate`,
         };
   }
   const route = item[verb as Verb];

@@ -145,5 +145,13 @@ export function sessionManagerHandlers(
     DeleteSession: unary<SessionKeyMessage>('DeleteSession', context, async (request) => ({
       deleted: await service.delete(request.session_key),
     })),
+    RotateSessionKey: unary<SessionKeyMessage>('RotateSessionKey', context, async (request) => {
+      const rotated = await service.rotate(request.session_key);
+      return {
+        session_key: rotated.sessionKey,
+        expires_at_unix_ms: rotated.expiresAtMs,
+        version: rotated.version,
+      };
+    }),
   };
 }

@@ -9,6 +9,7 @@ import {
   decodeTouchSession,
   decodeUpdateSession,
   encodeDeleteSessionResponse,
+  encodeRotateSessionKeyResponse,
   encodeSession,
   encodeSetSessionResponse,
   encodeTouchSessionResponse,
@@ -54,6 +55,9 @@ export function sessionMethods(
     ),
     method('DeleteSession', async (request) =>
       encodeDeleteSessionResponse(await service.delete(decodeSessionKey(request))),
+    ),
+    method('RotateSessionKey', async (request) =>
+      encodeRotateSessionKeyResponse(await service.rotate(decodeSessionKey(request))),
     ),
   ]);
 }
