@@ -6,6 +6,7 @@ import { keySlot, sameSlotKey, sessionKey } from '../src/store/redis/keys.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
 import { Scripts } from '../src/store/redis/scripts.ts';
 import { createTokenGenerator } from '../src/token.ts';
+import { ACL_PASSWORD, ACL_USER, aclDenials, createAclUser } from './support/acl.ts';
 import { measureFailover } from './support/failover.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { waitFor } from './support/ports.ts';
@@ -22,6 +23,8 @@ import { startCluster, type TestCluster } from './support/topology.ts';
 
 let cluster: TestCluster;
 let store: RedisStore;
+/** The same cluster as the least-privilege ACL user (README, Redis least privilege). */
+let aclStore: RedisStore;
 const prefix = `cluster-${process.pid}:`;
 
 const clusterConfig = (keyPrefix: string): RedisConfig => ({
@@ -50,14 +53,33 @@ before(async () => {
   cluster = await startCluster(3, 1);
   store = new RedisStore(clusterConfig(prefix), LIMITS, createLogger('silent'));
   await waitFor('the cluster store to answer', () => answers(store));
+  for (const node of cluster.nodes) createAclUser(node.cli, prefix, true);
+  aclStore = new RedisStore(
+    { ...clusterConfig(prefix), username: ACL_USER, password: ACL_PASSWORD },
+    LIMITS,
+    createLogger('silent'),
+  );
+  await waitFor('the ACL cluster store to answer', () => answers(aclStore));
 });
 
 after(async () => {
+  await aclStore?.close();
   await store?.close();
   await cluster?.dispose();
 });
 
 storeContract('redis cluster store', () => ({ store, now: Date.now }));
+storeContract('redis cluster store as the least-privilege ACL user', () => ({
+  store: aclStore,
+  now: Date.now,
+}));
+
+describe('redis cluster: least-privilege ACL', () => {
+  it('the contract suite needed nothing outside the ACL on any node', () => {
+    for (const node of cluster.nodes)
+      assert.deepEqual(aclDenials(node.cli), [], `node ${node.port}`);
+  });
+});
 
 describe('redis cluster: layout and scripts', () => {
   it('sends each command straight to the master of its slot: no MOVED or ASK redirections', async () => {
