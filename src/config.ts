@@ -413,3 +413,13 @@ export function loadConfig(env: Env = process.env): Config {
     tls: tlsConfig(e),
   });
 }
+
+/**
+ * True when the server listens beyond loopback with neither TLS nor tokens:
+ * fine for a trusted network in development, worth a warning at start.
+ */
+export function insecureExposure(config: Pick<Config, 'host' | 'tls' | 'auth'>): boolean {
+  const loopback =
+    config.host === 'localhost' || config.host === '::1' || config.host.startsWith('127.');
+  return !loopback && config.tls === undefined && config.auth === undefined;
+}

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:http2';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { status } from '@grpc/grpc-js';
+import { Client, credentials, status } from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import {
   Authenticator,
   digestToken,
@@ -12,7 +15,7 @@ import {
   requiredPermission,
   type SessionMethod,
 } from '../src/auth.ts';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { ConfigError, insecureExposure, loadConfig } from '../src/config.ts';
 import { ErrorCode, SessionError } from '../src/errors.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { startServer, type TestServer } from './support/server.ts';
@@ -177,6 +180,16 @@ describe('AUTH_TOKENS and AUTH_TOKENS_FILE', () => {
     );
   });
 
+  it('the start warns when the server listens beyond loopback with neither TLS nor tokens', () => {
+    assert.equal(insecureExposure(loadConfig({})), true, 'HOST defaults to 0.0.0.0');
+    assert.equal(insecureExposure(loadConfig({ HOST: '10.0.0.5' })), true);
+    assert.equal(insecureExposure(loadConfig({ AUTH_TOKENS })), false);
+    const tls = { cert: Buffer.alloc(0), key: Buffer.alloc(0), clientCa: undefined };
+    assert.equal(insecureExposure({ host: '0.0.0.0', tls, auth: undefined }), false);
+    for (const HOST of ['127.0.0.1', '127.0.0.2', '::1', 'localhost'])
+      assert.equal(insecureExposure(loadConfig({ HOST })), false, HOST);
+  });
+
   it('bad entries stop the start with a message naming the entry, never the token', () => {
     const cases: Array<[string, RegExp]> = [
       [
@@ -325,9 +338,12 @@ for (const transport of ['lean', 'grpc-js'] as const) {
       );
     });
 
-    it('health stays open for orchestrator probes', async () => {
+    it('health and reflection stay open for orchestrator probes and tools', async () => {
       assert.equal(await client.health(), 'SERVING');
       assert.equal(await client.health('sessionmanager.v1.SessionManagerService'), 'SERVING');
+      assert.ok(
+        (await listServices(server.address)).includes('sessionmanager.v1.SessionManagerService'),
+      );
     });
 
     it('refusals are counted in the metrics by code', async () => {
@@ -343,6 +359,44 @@ for (const transport of ['lean', 'grpc-js'] as const) {
     });
   });
 }
+
+describe('the lean transport refuses before reading the body', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ env: { AUTH_TOKENS } });
+  });
+  after(() => server.close());
+
+  it('a call without a token that declares a large message and never sends it is refused at once', async () => {
+    const session = connect(`http://${server.address}`);
+    try {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/sessionmanager.v1.SessionManagerService/SetSession',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      // A 5-byte prefix announcing 512 KiB, then nothing: a server that read
+      // the body before checking the token would wait here until the deadline.
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(512 * 1024, 1);
+      stream.write(prefix);
+      const started = performance.now();
+      const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        stream.once('response', resolve);
+        stream.once('error', reject);
+        setTimeout(() => reject(new Error('no answer within 2 s')), 2000).unref();
+      });
+      assert.equal(headers['grpc-status'], String(status.UNAUTHENTICATED));
+      assert.match(String(headers['grpc-message']), /^authorization: missing/);
+      assert.ok(performance.now() - started < 1000);
+      stream.destroy();
+    } finally {
+      session.destroy();
+    }
+  });
+});
 
 describe('bearer tokens on the HTTP/JSON API', () => {
   let server: TestServer;
@@ -427,3 +481,37 @@ describe('bearer tokens on the HTTP/JSON API', () => {
     );
   });
 });
+
+/** The service names server reflection lists, without credentials. */
+async function listServices(address: string): Promise<string[]> {
+  const require = createRequire(import.meta.url);
+  const reflection = protoLoader.loadSync(
+    require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto'),
+    { keepCase: true, defaults: true },
+  );
+  const info = (reflection['grpc.reflection.v1.ServerReflection'] as protoLoader.ServiceDefinition)
+    .ServerReflectionInfo;
+  assert.ok(info);
+  const client = new Client(address, credentials.createInsecure());
+  try {
+    const stream = client.makeBidiStreamRequest(
+      info.path,
+      info.requestSerialize,
+      info.responseDeserialize,
+    );
+    const names = new Promise<string[]>((resolve, reject) => {
+      stream.once(
+        'data',
+        (message: { list_services_response?: { service: Array<{ name: string }> } }) =>
+          resolve(message.list_services_response?.service.map((s) => s.name) ?? []),
+      );
+      stream.once('error', reject);
+    });
+    stream.write({ list_services: '' });
+    const result = await names;
+    stream.end();
+    return result;
+  } finally {
+    client.close();
+  }
+}

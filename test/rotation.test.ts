@@ -301,6 +301,16 @@ describe('keys and tokens never reach the logs', () => {
     const secrets = [WRITER, READER, 'wrong-token-0123456789abc'];
     try {
       const listening = service.logs.find((entry) => entry.msg === 'sessionmanager listening');
+      assert.equal(
+        listening?.authTokens,
+        2,
+        'the start log says tokens are on (how many, not which)',
+      );
+      assert.equal(listening?.tls, 'off');
+      assert.ok(
+        !service.logs.some((entry) => entry.level === 40),
+        'no security warning on loopback',
+      );
       const port = Number(listening?.port);
       const httpPort = Number(listening?.httpPort);
       const client = rawClient(`127.0.0.1:${port}`);
