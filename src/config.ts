@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
+import { digestToken, PERMISSIONS, type Permission, type TokenGrant } from './auth.ts';
 
 /** Everything the service reads from its environment, parsed once at start. */
 export interface Config {
@@ -17,6 +20,23 @@ export interface Config {
   /** Absent: the embedded in-memory store. */
   readonly redis: RedisConfig | undefined;
   readonly memoryMaxBytes: number;
+  /** Bearer tokens every session call must present; absent: calls are not authenticated. */
+  readonly auth: AuthConfig | undefined;
+  /** TLS on the gRPC and HTTP ports; absent: plaintext. */
+  readonly tls: TlsConfig | undefined;
+}
+
+export interface AuthConfig {
+  /** Digests only: the tokens themselves are not kept. */
+  readonly tokens: readonly TokenGrant[];
+}
+
+export interface TlsConfig {
+  /** PEM certificate chain and private key the server presents. */
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** PEM CA certificates; when set, clients must present a certificate they signed. */
+  readonly clientCa: Buffer | undefined;
 }
 
 export interface SessionLimits {
@@ -147,7 +167,124 @@ const ENV = z.object({
   REDIS_KEY_PREFIX: z.string().max(64).default('sessionmanager:'),
   REDIS_COMMAND_TIMEOUT: duration(1).default(1000),
   REDIS_CONNECT_TIMEOUT: duration(1).default(2000),
+  AUTH_TOKENS: z.string().optional(),
+  AUTH_TOKENS_FILE: z.string().min(1).optional(),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
 });
+
+/** Variables whose values never appear in an error message. */
+const SECRET = new Set(['AUTH_TOKENS', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']);
+
+/** RFC 6750 b64token: what may follow "Bearer ". */
+const TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * `token:permission` entries, from AUTH_TOKENS (comma-separated) or
+ * AUTH_TOKENS_FILE (one a line; blank lines and `#` comments skipped).
+ * Messages name the entry by its position, never by its token.
+ */
+function parseTokens(variable: string, entries: readonly string[]): TokenGrant[] {
+  const problems: string[] = [];
+  const grants: TokenGrant[] = [];
+  const seen = new Set<string>();
+  entries.forEach((entry, index) => {
+    const where = `${variable}: entry ${index + 1}`;
+    const colon = entry.lastIndexOf(':');
+    const token = entry.slice(0, colon);
+    const permission = entry.slice(colon + 1);
+    if (colon < 0 || !PERMISSIONS.includes(permission as Permission)) {
+      problems.push(
+        `${where}: expected token:permission with permission ${PERMISSIONS.join(' or ')}`,
+      );
+      return;
+    }
+    if (!TOKEN.test(token)) {
+      problems.push(`${where}: a token is made of A-Z a-z 0-9 - . _ ~ + / (then = padding)`);
+      return;
+    }
+    if (token.length < MIN_TOKEN_LENGTH) {
+      problems.push(
+        `${where}: the token has ${token.length} characters; use at least ${MIN_TOKEN_LENGTH} (e.g. openssl rand -hex 32)`,
+      );
+      return;
+    }
+    const digest = digestToken(token);
+    const id = digest.toString('hex');
+    if (seen.has(id)) {
+      problems.push(`${where}: the same token is listed twice`);
+      return;
+    }
+    seen.add(id);
+    grants.push(Object.freeze({ digest, permission: permission as Permission }));
+  });
+  if (problems.length > 0)
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  if (grants.length === 0)
+    throw new ConfigError(`invalid configuration:\n  ${variable}: lists no token`);
+  return grants;
+}
+
+function readSetting(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(
+      `invalid configuration:\n  ${variable}=${JSON.stringify(path)}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
+  }
+}
+
+function authConfig(e: z.infer<typeof ENV>): AuthConfig | undefined {
+  if (e.AUTH_TOKENS !== undefined && e.AUTH_TOKENS_FILE !== undefined)
+    throw new ConfigError(
+      'invalid configuration:\n  AUTH_TOKENS and AUTH_TOKENS_FILE are both set: use one',
+    );
+  if (e.AUTH_TOKENS !== undefined)
+    return {
+      tokens: parseTokens(
+        'AUTH_TOKENS',
+        e.AUTH_TOKENS.split(',').map((t) => t.trim()),
+      ),
+    };
+  if (e.AUTH_TOKENS_FILE !== undefined) {
+    const lines = readSetting('AUTH_TOKENS_FILE', e.AUTH_TOKENS_FILE)
+      .toString('utf8')
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#'));
+    return { tokens: parseTokens('AUTH_TOKENS_FILE', lines) };
+  }
+  return undefined;
+}
+
+function tlsConfig(e: z.infer<typeof ENV>): TlsConfig | undefined {
+  const { TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile, TLS_CLIENT_CA_FILE: caFile } = e;
+  if (certFile === undefined && keyFile === undefined) {
+    if (caFile !== undefined)
+      throw new ConfigError(
+        'invalid configuration:\n  TLS_CLIENT_CA_FILE is set without TLS_CERT_FILE and TLS_KEY_FILE: mutual TLS needs the server certificate too',
+      );
+    return undefined;
+  }
+  if (certFile === undefined || keyFile === undefined)
+    throw new ConfigError(
+      `invalid configuration:\n  ${certFile === undefined ? 'TLS_KEY_FILE is set without TLS_CERT_FILE' : 'TLS_CERT_FILE is set without TLS_KEY_FILE'}: set both`,
+    );
+  const cert = readSetting('TLS_CERT_FILE', certFile);
+  const key = readSetting('TLS_KEY_FILE', keyFile);
+  const clientCa = caFile === undefined ? undefined : readSetting('TLS_CLIENT_CA_FILE', caFile);
+  try {
+    createSecureContext({ cert, key, ...(clientCa && { ca: clientCa }) });
+  } catch (error) {
+    throw new ConfigError(
+      `invalid configuration:\n  TLS_CERT_FILE, TLS_KEY_FILE${caFile === undefined ? '' : ', TLS_CLIENT_CA_FILE'}: not a usable PEM certificate, key${caFile === undefined ? '' : ' and CA'} (${(error as Error).message})`,
+    );
+  }
+  return Object.freeze({ cert, key, clientCa });
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -220,7 +357,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0]);
-      return `${name}=${JSON.stringify(env[name])}: ${issue.message}`;
+      const value = SECRET.has(name) ? '<redacted>' : JSON.stringify(env[name]);
+      return `${name}=${value}: ${issue.message}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
@@ -258,6 +396,7 @@ export function loadConfig(env: Env = process.env): Config {
       `invalid configuration:\n  WORKERS=${JSON.stringify(env.WORKERS)}: more than one worker needs REDIS_HOST (the in-memory store lives in one process)`,
     );
   }
+  const auth = authConfig(e);
   const workers = e.WORKERS === 'auto' ? (redis ? availableParallelism() : 1) : e.WORKERS;
   return Object.freeze({
     host: e.HOST,
@@ -270,5 +409,17 @@ export function loadConfig(env: Env = process.env): Config {
     session: Object.freeze(session),
     redis: redis && Object.freeze(redis),
     memoryMaxBytes: e.MEMORY_MAX_BYTES,
+    auth: auth && Object.freeze({ tokens: Object.freeze(auth.tokens) }),
+    tls: tlsConfig(e),
   });
+}
+
+/**
+ * True when the server listens beyond loopback with neither TLS nor tokens:
+ * fine for a trusted network in development, worth a warning at start.
+ */
+export function insecureExposure(config: Pick<Config, 'host' | 'tls' | 'auth'>): boolean {
+  const loopback =
+    config.host === 'localhost' || config.host === '::1' || config.host.startsWith('127.');
+  return !loopback && config.tls === undefined && config.auth === undefined;
 }

@@ -10,6 +10,8 @@ export const ErrorCode = {
   StoreFull: 'STORE_FULL',
   StoreUnavailable: 'STORE_UNAVAILABLE',
   StoreTimeout: 'STORE_TIMEOUT',
+  Unauthenticated: 'UNAUTHENTICATED',
+  PermissionDenied: 'PERMISSION_DENIED',
   Internal: 'INTERNAL',
 } as const;
 

@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import { type Config, ConfigError, loadConfig } from './config.ts';
+import { type Config, ConfigError, insecureExposure, loadConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createServer } from './server.ts';
 import { createStore } from './store/create-store.ts';
@@ -34,11 +34,19 @@ async function serve(config: Config, logger: Logger): Promise<void> {
       store: config.redis ? 'redis' : 'memory',
       ...(config.redis && { topology: config.redis.topology.kind }),
       transport: config.transport,
+      tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off',
+      authTokens: config.auth?.tokens.length ?? 0,
       ...(cluster.isWorker && { worker: cluster.worker?.id }),
       health: server.health.status,
     },
     'sessionmanager listening',
   );
+  if (insecureExposure(config)) {
+    logger.warn(
+      { host: config.host },
+      'no TLS and no AUTH_TOKENS on a non-loopback address: any peer can read and change sessions; see README "Security" before production',
+    );
+  }
   onStopSignal(logger, config, () =>
     server.close().then(
       () => {

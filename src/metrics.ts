@@ -51,7 +51,7 @@ export class Metrics {
 
   readonly sessionEvents = new Counter({
     name: 'sessionmanager_session_events_total',
-    help: 'Session lifecycle events: created, replaced, updated, touched, consumed, deleted, cas_conflict, not_found.',
+    help: 'Session lifecycle events: created, replaced, updated, touched, consumed, deleted, rotated, cas_conflict, not_found.',
     labelNames: ['event'] as const,
     registers: [this.registry],
   });

@@ -1,7 +1,9 @@
 import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Server, ServerCredentials, type ServiceDefinition, status } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
+import { Authenticator } from './auth.ts';
 import type { Config } from './config.ts';
 import { createHttpServer } from './http/http-server.ts';
 import type { Logger } from './logger.ts';
@@ -48,7 +50,8 @@ export function createServer(
     logger,
     (serving) => metrics.storeUp.set(serving === 'SERVING' ? 1 : 0),
   );
-  const context: CallContext = { logger, metrics };
+  const auth = new Authenticator(config.auth?.tokens);
+  const context: CallContext = { logger, metrics, auth };
   const maxMessageBytes = config.session.maxBytes + MESSAGE_OVERHEAD_BYTES;
   const transport =
     config.transport === 'lean'
@@ -63,6 +66,8 @@ export function createServer(
           health,
           metrics,
           logger,
+          auth,
+          tls: config.tls,
           maxBodyBytes: Math.ceil((maxMessageBytes * 4) / 3),
         });
 
@@ -86,7 +91,7 @@ export function createServer(
   };
 }
 
-async function listenHttp(http: HttpServer, config: Config): Promise<number> {
+async function listenHttp(http: HttpServer | HttpsServer, config: Config): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.httpPort, config.host, () => {
@@ -103,7 +108,7 @@ function leanTransport(
   maxMessageBytes: number,
   service: SessionService,
   health: HealthMonitor,
-  { logger, metrics }: CallContext,
+  { logger, metrics, auth }: CallContext,
 ): Transport {
   const server = new LeanServer({
     maxReceiveBytes: maxMessageBytes,
@@ -117,9 +122,12 @@ function leanTransport(
     },
     observe: (method, code, seconds) =>
       metrics.observeCall('grpc', method, statusName(code), seconds),
+    ...(config.tls && {
+      tls: { cert: config.tls.cert, key: config.tls.key, ca: config.tls.clientCa },
+    }),
   });
-  for (const [path, unary] of Object.entries(sessionMethods(service))) {
-    server.register(path, { unary });
+  for (const [path, method] of Object.entries(sessionMethods(service, auth))) {
+    server.register(path, method);
   }
   const host = grpcJsServiceHost((path, method) => server.register(path, method));
   health.implementation.addToServer(host);
@@ -152,7 +160,13 @@ function grpcJsTransport(
       new Promise<number>((resolve, reject) =>
         server.bindAsync(
           `${config.host}:${config.port}`,
-          ServerCredentials.createInsecure(),
+          config.tls
+            ? ServerCredentials.createSsl(
+                config.tls.clientCa ?? null,
+                [{ private_key: config.tls.key, cert_chain: config.tls.cert }],
+                config.tls.clientCa !== undefined,
+              )
+            : ServerCredentials.createInsecure(),
           (error, bound) => (error ? reject(error) : resolve(bound)),
         ),
       ),

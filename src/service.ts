@@ -99,6 +99,13 @@ export class SessionService {
     return this.#store.delete(checkKey(sessionKey), this.#now());
   }
 
+  /** Moves the session to a new generated key; the old key is gone. NOT_FOUND when absent. */
+  async rotate(sessionKey: string): Promise<StoredVersion & { sessionKey: string }> {
+    const rotated = await this.#store.rotate(checkKey(sessionKey), this.#generateKey, this.#now());
+    if (!rotated) throw notFound();
+    return rotated;
+  }
+
   #ttl(ttlSeconds: number): number {
     if (
       !Number.isInteger(ttlSeconds) ||

@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RedisConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
+import { keySlot, sameSlotKey, sessionKey } from '../src/store/redis/keys.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
 import { Scripts } from '../src/store/redis/scripts.ts';
+import { createTokenGenerator } from '../src/token.ts';
+import { ACL_PASSWORD, ACL_USER, aclDenials, createAclUser } from './support/acl.ts';
 import { assertFailedOverCleanly, exerciseEveryRpc, measureFailover } from './support/failover.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { waitFor } from './support/ports.ts';
@@ -20,6 +23,8 @@ import { startCluster, type TestCluster } from './support/topology.ts';
 
 let cluster: TestCluster;
 let store: RedisStore;
+/** The same cluster as the least-privilege ACL user (README, Redis least privilege). */
+let aclStore: RedisStore;
 const prefix = `cluster-${process.pid}:`;
 
 const clusterConfig = (keyPrefix: string): RedisConfig => ({
@@ -48,14 +53,33 @@ before(async () => {
   cluster = await startCluster(3, 1);
   store = new RedisStore(clusterConfig(prefix), LIMITS, createLogger('silent'));
   await waitFor('the cluster store to answer', () => answers(store));
+  for (const node of cluster.nodes) createAclUser(node.cli, prefix, true);
+  aclStore = new RedisStore(
+    { ...clusterConfig(prefix), username: ACL_USER, password: ACL_PASSWORD },
+    LIMITS,
+    createLogger('silent'),
+  );
+  await waitFor('the ACL cluster store to answer', () => answers(aclStore));
 });
 
 after(async () => {
+  await aclStore?.close();
   await store?.close();
   await cluster?.dispose();
 });
 
 storeContract('redis cluster store', () => ({ store, now: Date.now }));
+storeContract('redis cluster store as the least-privilege ACL user', () => ({
+  store: aclStore,
+  now: Date.now,
+}));
+
+describe('redis cluster: least-privilege ACL', () => {
+  it('the contract suite needed nothing outside the ACL on any node', () => {
+    for (const node of cluster.nodes)
+      assert.deepEqual(aclDenials(node.cli), [], `node ${node.port}`);
+  });
+});
 
 describe('redis cluster: layout and scripts', () => {
   it('sends each command straight to the master of its slot: no MOVED or ASK redirections', async () => {
@@ -106,6 +130,70 @@ describe('redis cluster: layout and scripts', () => {
       const loaded = master.cli('SCRIPT', 'EXISTS', Scripts.put.sha1, Scripts.consume.sha1);
       assert.equal(loaded, '1\n1', `scripts reloaded on master ${master.port}`);
     }
+  });
+
+  it('keySlot agrees with CLUSTER KEYSLOT, hash tags included', async () => {
+    const node = cluster.nodes[0];
+    assert.ok(node);
+    const generate = createTokenGenerator();
+    const keys = [
+      ...Array.from({ length: 50 }, () => sessionKey(prefix, generate())),
+      'foo',
+      '{user1000}.following',
+      'foo{}{bar}',
+      'foo{{bar}}zap',
+      'foo{bar}{zap}',
+      'naïve-🚕',
+      '',
+    ];
+    for (const key of keys)
+      assert.equal(keySlot(key), Number(node.cli('CLUSTER', 'KEYSLOT', key)), key);
+  });
+
+  it('rotation keeps both Redis keys in one slot: the cost of the same-slot key search', async (t) => {
+    const generate = createTokenGenerator();
+    const tries: number[] = [];
+    const searchMs: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const old = uniqueKey();
+      const started = performance.now();
+      const found = await sameSlotKey(prefix, old, generate);
+      searchMs.push(performance.now() - started);
+      tries.push(found.tries);
+      assert.equal(keySlot(sessionKey(prefix, found.key)), keySlot(sessionKey(prefix, old)));
+    }
+    const rotateMs: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const key = uniqueKey();
+      await store.put(key, draft(), Date.now());
+      const started = performance.now();
+      const rotated = await store.rotate(key, generate);
+      rotateMs.push(performance.now() - started);
+      assert.ok(rotated && (await store.get(rotated.sessionKey, Date.now(), false)));
+    }
+    const sorted = (values: number[]) => [...values].sort((a, b) => a - b);
+    const at = (values: number[], q: number) =>
+      sorted(values)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
+    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+    const figures = {
+      searches: tries.length,
+      triesMean: Math.round(mean(tries)),
+      triesP50: at(tries, 0.5),
+      triesP99: at(tries, 0.99),
+      searchMsMean: Number(mean(searchMs).toFixed(1)),
+      searchMsP99: Number(at(searchMs, 0.99).toFixed(1)),
+      usPerTry: Number(((mean(searchMs) * 1000) / mean(tries)).toFixed(2)),
+      rotations: rotateMs.length,
+      rotateMsP50: Number(at(rotateMs, 0.5).toFixed(1)),
+      rotateMsP99: Number(at(rotateMs, 0.99).toFixed(1)),
+    };
+    t.diagnostic(`rotation figures: ${JSON.stringify(figures)}`);
+    console.log(`ROTATE ${JSON.stringify(figures)}`);
+    // Geometric with p = 1/16384: the mean of 200 draws lies within ±30 % of 16384.
+    assert.ok(
+      figures.triesMean > 16384 * 0.7 && figures.triesMean < 16384 * 1.3,
+      `${figures.triesMean}`,
+    );
   });
 
   it('agrees with the in-memory reference on random operation sequences', async () => {

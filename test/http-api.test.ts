@@ -136,7 +136,7 @@ for (const storeName of ['memory', 'redis'] as const) {
           /^body:/,
         ],
         [call('PUT', '/v1/sessions/x'), 405, 'UNIMPLEMENTED', /PUT/],
-        [call('POST', '/v1/sessions/x:explode'), 404, 'NOT_FOUND', /:touch or :consume/],
+        [call('POST', '/v1/sessions/x:explode'), 404, 'NOT_FOUND', /:touch, :consume or :rotate/],
       ];
       for (const [reply, status, code, message] of cases) {
         const { status: actual, body } = await reply;
@@ -190,7 +190,7 @@ for (const storeName of ['memory', 'redis'] as const) {
           operations++;
         }
       }
-      assert.equal(operations, 10);
+      assert.equal(operations, 11);
       const routes = Object.entries(openApiDocument.paths).flatMap(([p, item]) =>
         Object.keys(item).map((verb) => `${verb} ${p}`),
       );
@@ -204,6 +204,7 @@ for (const storeName of ['memory', 'redis'] as const) {
         'patch /v1/sessions/{key}',
         'post /v1/sessions',
         'post /v1/sessions/{key}:consume',
+        'post /v1/sessions/{key}:rotate',
         'post /v1/sessions/{key}:touch',
       ]);
     });

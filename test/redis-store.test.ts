@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCode, SessionError } from '../src/errors.ts';
 import { createLogger } from '../src/logger.ts';
+import { sessionKey } from '../src/store/redis/keys.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
+import { createTokenGenerator } from '../src/token.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { redisConfig } from './support/redis-config.ts';
 import { draft, LIMITS, storeContract, uniqueKey } from './support/store-contract.ts';
@@ -47,6 +49,21 @@ describe('redis store layout', () => {
     for (const k of keys) assert.ok(!k.includes(key), 'the session key never appears in Redis');
     const type = redis.cli('-n', '5', 'TYPE', keys[0] ?? '');
     assert.equal(type, 'hash');
+  });
+
+  it('rotation renames the hash: the old Redis key is gone, the new one keeps the TTL', async () => {
+    const key = uniqueKey();
+    await store.put(key, draft({ ttlSeconds: 40 }), Date.now());
+    const oldRedisKey = sessionKey(prefix, key);
+    const ttlBefore = Number(redis.cli('-n', '5', 'PTTL', oldRedisKey));
+    const rotated = await store.rotate(key, createTokenGenerator());
+    assert.ok(rotated);
+    const newRedisKey = sessionKey(prefix, rotated.sessionKey);
+    assert.equal(redis.cli('-n', '5', 'EXISTS', oldRedisKey), '0');
+    const ttlAfter = Number(redis.cli('-n', '5', 'PTTL', newRedisKey));
+    assert.ok(ttlAfter > ttlBefore - 2000 && ttlAfter <= ttlBefore, `${ttlBefore} → ${ttlAfter}`);
+    const keys = redis.cli('-n', '5', '--scan', '--pattern', `${prefix}*`);
+    assert.ok(!keys.includes(key) && !keys.includes(rotated.sessionKey));
   });
 
   it('survives a Redis restart: scripts are reloaded on NOSCRIPT', async () => {

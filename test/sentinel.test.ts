@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import type { RedisConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
+import {
+  ACL_PASSWORD,
+  ACL_USER,
+  aclDenials,
+  createAclUser,
+  sentinelAclRules,
+} from './support/acl.ts';
 import { assertFailedOverCleanly, exerciseEveryRpc, measureFailover } from './support/failover.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { waitFor } from './support/ports.ts';
@@ -19,6 +27,8 @@ import { startSentinelGroup, type TestSentinelGroup } from './support/topology.t
 
 let group: TestSentinelGroup;
 let store: RedisStore;
+/** The same group as the least-privilege ACL user, defined on both data nodes. */
+let aclStore: RedisStore;
 const prefix = `sentinel-${process.pid}:`;
 
 const sentinelConfig = (keyPrefix: string): RedisConfig => ({
@@ -51,14 +61,85 @@ before(async () => {
       () => false,
     ),
   );
+  // ACLs are per node and not replicated: the replica needs the user for after a failover.
+  for (const node of group.nodes) createAclUser(node.cli, prefix);
+  aclStore = new RedisStore(
+    { ...sentinelConfig(prefix), username: ACL_USER, password: ACL_PASSWORD },
+    LIMITS,
+    createLogger('silent'),
+  );
+  await waitFor('the ACL sentinel store to answer', () =>
+    aclStore.ping().then(
+      () => true,
+      () => false,
+    ),
+  );
 });
 
 after(async () => {
+  await aclStore?.close();
   await store?.close();
   await group?.dispose();
 });
 
 storeContract('redis sentinel store', () => ({ store, now: Date.now }));
+
+storeContract('redis sentinel store as the least-privilege ACL user', () => ({
+  store: aclStore,
+  now: Date.now,
+}));
+
+describe('redis sentinel: least-privilege ACL', () => {
+  it('the contract suite needed nothing outside the ACL on the data nodes', () => {
+    for (const node of group.nodes) assert.deepEqual(aclDenials(node.cli), [], `node ${node.port}`);
+  });
+
+  it('the sentinels accept a least-privilege user of their own (REDIS_SENTINEL_USERNAME)', async () => {
+    const sentinels = group.sentinels.split(',').map((s) => Number(s.split(':')[1]));
+    const clis = sentinels.map(
+      (port) =>
+        (...args: string[]) =>
+          execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
+            encoding: 'utf8',
+            timeout: 5000,
+          }).trim(),
+    );
+    for (const cli of clis) {
+      const reply = cli('ACL', 'SETUSER', ACL_USER, ...sentinelAclRules(cli));
+      assert.equal(reply, 'OK', reply);
+    }
+    const config = sentinelConfig(prefix);
+    const guarded = new RedisStore(
+      {
+        ...config,
+        username: ACL_USER,
+        password: ACL_PASSWORD,
+        topology: {
+          ...(config.topology as Extract<RedisConfig['topology'], { kind: 'sentinel' }>),
+          sentinelUsername: ACL_USER,
+          sentinelPassword: ACL_PASSWORD,
+        },
+      },
+      LIMITS,
+      createLogger('silent'),
+    );
+    try {
+      await waitFor('the store to answer through least-privilege sentinels', () =>
+        guarded.ping().then(
+          () => true,
+          () => false,
+        ),
+      );
+      const key = uniqueKey();
+      await guarded.put(key, draft(), Date.now());
+      assert.ok(await guarded.get(key, Date.now(), false));
+      for (const [i, cli] of clis.entries())
+        assert.deepEqual(aclDenials(cli), [], `sentinel ${sentinels[i]}`);
+    } finally {
+      await guarded.close();
+    }
+  });
+});
 
 describe('redis sentinel: layout and replication', () => {
   it('writes go to the master in database 5 with a TTL, and reach the replica', async () => {

@@ -13,6 +13,7 @@ import type {
   CallOptions,
   DeleteSessionResult,
   GetSessionInput,
+  RotateSessionKeyResult,
   Session,
   SessionKeyInput,
   SetSessionInput,
@@ -53,6 +54,12 @@ export interface SessionClient<Req = unknown, Res = unknown, Attr = unknown> {
   ): Promise<Session<Req, Res, Attr> | null>;
   /** Deletes the session; `deleted` is false when there was none. Retried. */
   deleteSession(input: SessionKeyInput, options?: CallOptions): Promise<DeleteSessionResult>;
+  /**
+   * Moves the session to a new server-generated key and removes the old one,
+   * atomically (after a privilege change). Throws NOT_FOUND when it is
+   * absent. Never retried: after a lost reply the old key is already gone.
+   */
+  rotateSessionKey(input: SessionKeyInput, options?: CallOptions): Promise<RotateSessionKeyResult>;
   /** Releases the channels. Calls made afterwards fail with CANCELLED. */
   close(): void;
 }
@@ -124,6 +131,16 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
       const wire = { session_key: input.sessionKey };
       const { deleted } = await invoke(methods.DeleteSession, wire, true, callOptions);
       return { deleted };
+    },
+
+    async rotateSessionKey(input, callOptions) {
+      const wire = { session_key: input.sessionKey };
+      const rotated = await invoke(methods.RotateSessionKey, wire, false, callOptions);
+      return {
+        sessionKey: rotated.session_key,
+        expiresAtUnixMs: rotated.expires_at_unix_ms,
+        version: rotated.version,
+      };
     },
 
     close() {

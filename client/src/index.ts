@@ -14,6 +14,7 @@ export type {
   CallOptions,
   DeleteSessionResult,
   GetSessionInput,
+  RotateSessionKeyResult,
   Session,
   SessionKeyInput,
   SetSessionInput,

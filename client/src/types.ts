@@ -84,3 +84,12 @@ export interface DeleteSessionResult {
   /** False when there was no session to delete. */
   deleted: boolean;
 }
+
+export interface RotateSessionKeyResult {
+  /** The session's new key; the old key no longer exists. */
+  sessionKey: string;
+  /** Unchanged by rotation. */
+  expiresAtUnixMs: number;
+  /** Unchanged by rotation. */
+  version: number;
+}

@@ -62,6 +62,12 @@ export interface WireDeleteSessionResponse {
   deleted: boolean;
 }
 
+export interface WireRotateSessionKeyResponse {
+  session_key: string;
+  expires_at_unix_ms: number;
+  version: number;
+}
+
 export interface WireMethod<Request, Response> {
   path: string;
   requestSerialize(value: Request): Buffer;
@@ -75,6 +81,7 @@ export interface WireMethods {
   TouchSession: WireMethod<WireTouchSessionRequest, WireTouchSessionResponse>;
   ConsumeSession: WireMethod<WireKeyRequest, WireSessionData>;
   DeleteSession: WireMethod<WireKeyRequest, WireDeleteSessionResponse>;
+  RotateSessionKey: WireMethod<WireKeyRequest, WireRotateSessionKeyResponse>;
 }
 
 /** The package's own copy of the contract, next to `src/` and `dist/` alike. */
@@ -123,6 +130,7 @@ function loadMethods(): WireMethods {
     TouchSession: method('TouchSession'),
     ConsumeSession: method('ConsumeSession'),
     DeleteSession: method('DeleteSession'),
+    RotateSessionKey: method('RotateSessionKey'),
   };
 }
 

@@ -68,6 +68,7 @@ describe('which calls retry on UNAVAILABLE', () => {
       TouchSession: unavailable,
       ConsumeSession: unavailable,
       DeleteSession: unavailable,
+      RotateSessionKey: unavailable,
     });
     client = createClient({
       address: server.address,
@@ -105,6 +106,7 @@ describe('which calls retry on UNAVAILABLE', () => {
       (c) => c.updateSession({ sessionKey: 'a', setAttributes: { x: 1 } }),
     ],
     ['consumeSession', 'ConsumeSession', 1, (c) => c.consumeSession({ sessionKey: 'a' })],
+    ['rotateSessionKey', 'RotateSessionKey', 1, (c) => c.rotateSessionKey({ sessionKey: 'a' })],
   ];
 
   for (const [name, method, attempts, call] of cases) {

@@ -18,7 +18,8 @@ export type MethodName =
   | 'UpdateSession'
   | 'TouchSession'
   | 'ConsumeSession'
-  | 'DeleteSession';
+  | 'DeleteSession'
+  | 'RotateSessionKey';
 
 /** Returns the response, throws a `StatusError` to fail, or never settles to hang. */
 export type Handler = (request: Record<string, unknown>, attempt: number) => unknown;

@@ -1,7 +1,14 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { credentials, loadPackageDefinition, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  type ChannelCredentials,
+  credentials,
+  loadPackageDefinition,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createClient, rawCodec, type Session, SessionError } from '@sessionmanager/client';
 import { parseAttributes, parsePayload, renderPayload, UsageError } from './payload.ts';
@@ -27,11 +34,18 @@ commands:
   touch   KEY [--ttl S]
   consume KEY
   delete  KEY
+  rotate  KEY                            move the session to a new key (printed); the old key is gone
   health
 
 options:
   --addr HOST:PORT   server address (default: $SESSIONMANAGER_ADDR or 127.0.0.1:6027)
   --timeout MS       deadline per call (default 5000)
+  --tls-ca FILE      use TLS, trusting this PEM CA (default: plaintext)
+  --tls-cert FILE, --tls-key FILE
+                     mutual TLS: the client certificate and key (PEM)
+
+environment:
+  SESSIONMANAGER_TOKEN   bearer token sent with every call (when the server has AUTH_TOKENS)
 
 P (a payload) is text or JSON as given, @path for a file's bytes, or base64:DATA.
 A KEY that starts with "-" (generated keys may) goes after "--": get -- -Abc...
@@ -52,6 +66,9 @@ const OPTIONS = {
   'expected-version': { type: 'string' },
   ttl: { type: 'string' },
   touch: { type: 'boolean' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -77,7 +94,33 @@ function sessionOutput(session: Session<Buffer, Buffer, Buffer>) {
   };
 }
 
-function checkHealth(address: string, deadlineMs: number): Promise<string> {
+/** Plaintext, TLS with --tls-ca, mutual TLS with --tls-cert and --tls-key too. */
+function channelCredentials(
+  ca: string | undefined,
+  cert: string | undefined,
+  key: string | undefined,
+): ChannelCredentials {
+  if ((cert === undefined) !== (key === undefined))
+    throw new UsageError('--tls-cert and --tls-key go together');
+  if (ca === undefined && cert === undefined) return credentials.createInsecure();
+  const read = (option: string, path: string | undefined) => {
+    if (path === undefined) return null;
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new UsageError(
+        `--${option} ${path}: cannot read it (${(error as NodeJS.ErrnoException).code})`,
+      );
+    }
+  };
+  return credentials.createSsl(read('tls-ca', ca), read('tls-key', key), read('tls-cert', cert));
+}
+
+function checkHealth(
+  address: string,
+  deadlineMs: number,
+  channel: ChannelCredentials,
+): Promise<string> {
   const require = createRequire(import.meta.url);
   const definition = protoLoader.loadSync(
     require.resolve('grpc-health-check/proto/health/v1/health.proto'),
@@ -85,7 +128,7 @@ function checkHealth(address: string, deadlineMs: number): Promise<string> {
   );
   // biome-ignore lint/suspicious/noExplicitAny: a generated service constructor
   const { Health } = (loadPackageDefinition(definition) as any).grpc.health.v1;
-  const client = new Health(address, credentials.createInsecure());
+  const client = new Health(address, channel);
   return new Promise((resolve, reject) =>
     client.Check(
       { service: '' },
@@ -115,7 +158,7 @@ async function run(argv: string[]): Promise<number> {
     return -1;
   }
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
-  const needsKey = ['get', 'update', 'touch', 'consume', 'delete'].includes(command);
+  const needsKey = ['get', 'update', 'touch', 'consume', 'delete', 'rotate'].includes(command);
   if (needsKey && key === undefined) throw new UsageError(`${command} needs a session KEY`);
   if (!needsKey && key !== undefined) throw new UsageError(`${command} takes no KEY`);
 
@@ -124,8 +167,12 @@ async function run(argv: string[]): Promise<number> {
   const ttlSeconds = integer('ttl', values.ttl);
   const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
+  const channel = channelCredentials(values['tls-ca'], values['tls-cert'], values['tls-key']);
+  const token = process.env.SESSIONMANAGER_TOKEN;
+  const metadata = token ? { authorization: `Bearer ${token}` } : undefined;
+
   if (command === 'health') {
-    const status = await checkHealth(address, deadlineMs);
+    const status = await checkHealth(address, deadlineMs, channel);
     print({ status });
     return status === 'SERVING' ? ExitCode.ok : ExitCode.unavailable;
   }
@@ -133,6 +180,8 @@ async function run(argv: string[]): Promise<number> {
   const sessions = createClient<Buffer, Buffer, Buffer>({
     address,
     deadlineMs,
+    credentials: channel,
+    ...(metadata && { metadata }),
     codec: { fleetListRequest: rawCodec, fleetListResponse: rawCodec, attributes: rawCodec },
   });
   const sessionKey = key ?? '';
@@ -187,6 +236,9 @@ async function run(argv: string[]): Promise<number> {
       }
       case 'delete':
         print(await sessions.deleteSession({ sessionKey }));
+        return ExitCode.ok;
+      case 'rotate':
+        print(await sessions.rotateSessionKey({ sessionKey }));
         return ExitCode.ok;
       default:
         throw new UsageError(`unknown command "${command}"`);

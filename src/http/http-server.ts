@@ -1,5 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { status as grpcStatus } from '@grpc/grpc-js';
+import type { Authenticator, SessionMethod } from '../auth.ts';
+import type { TlsConfig } from '../config.ts';
 import { ErrorCode, invalidArgument, SessionError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -33,13 +37,21 @@ export interface HttpDependencies {
   readonly health: HealthMonitor;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Checks the Authorization header of every session route (never of the probes). */
+  readonly auth: Authenticator;
+  /**
+   * Serve HTTPS with the gRPC port's certificate. With a client CA, the
+   * session routes need a client certificate it signed (401 otherwise); the
+   * probes, /metrics and /openapi.json do not, so orchestrator probes work.
+   */
+  readonly tls: TlsConfig | undefined;
   /** Largest request body accepted; larger ones are refused with 413 before they are buffered. */
   readonly maxBodyBytes: number;
 }
 
 interface Route {
-  /** The RPC this route stands for: the method label in metrics. */
-  readonly method: string;
+  /** The RPC this route stands for: its permission, and the method label in metrics. */
+  readonly method: SessionMethod;
   handle(request: IncomingMessage, key: string, query: URLSearchParams): Promise<object>;
 }
 
@@ -50,8 +62,8 @@ type Verb = 'GET' | 'POST' | 'PATCH' | 'DELETE';
  * the session API over the same SessionService as gRPC, with the same
  * validation, limits and error codes.
  */
-export function createHttpServer(deps: HttpDependencies): Server {
-  const { service, health, metrics, logger, maxBodyBytes } = deps;
+export function createHttpServer(deps: HttpDependencies): Server | HttpsServer {
+  const { service, health, metrics, logger, auth, tls, maxBodyBytes } = deps;
   const body = (request: IncomingMessage) => readJson(request, maxBodyBytes);
 
   const collection: Partial<Record<Verb, Route>> = {
@@ -116,6 +128,17 @@ export function createHttpServer(deps: HttpDependencies): Server {
       method: 'ConsumeSession',
       handle: async (_request, key) => sessionJson(await service.consume(key)),
     },
+    rotate: {
+      method: 'RotateSessionKey',
+      handle: async (_request, key) => {
+        const rotated = await service.rotate(key);
+        return {
+          sessionKey: rotated.sessionKey,
+          expiresAtUnixMs: String(rotated.expiresAtMs),
+          version: String(rotated.version),
+        };
+      },
+    },
   };
 
   const probe = (response: ServerResponse, path: string): boolean => {
@@ -136,7 +159,7 @@ export function createHttpServer(deps: HttpDependencies): Server {
     return true;
   };
 
-  return createServer((request, response) => {
+  const handler = (request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (request.method === 'GET' && probe(response, url.pathname)) return;
 
@@ -150,6 +173,13 @@ export function createHttpServer(deps: HttpDependencies): Server {
     const started = performance.now();
     let result: Promise<object>;
     try {
+      const touch = match.route.method === 'GetSession' && url.searchParams.get('touch') === 'true';
+      if (tls?.clientCa && !(request.socket as TLSSocket).authorized)
+        throw new SessionError(
+          ErrorCode.Unauthenticated,
+          'client certificate: required (mutual TLS); present one signed by TLS_CLIENT_CA_FILE',
+        );
+      auth.check(request.headers.authorization, match.route.method, touch);
       result = match.route.handle(request, match.key, url.searchParams);
     } catch (error) {
       result = Promise.reject(error);
@@ -166,10 +196,29 @@ export function createHttpServer(deps: HttpDependencies): Server {
           logger.error({ err: error, method: match.route.method, requestId: id }, 'call failed');
         }
         metrics.observeCall('http', match.route.method, code, (performance.now() - started) / 1000);
+        if (status.details.startsWith('authorization:'))
+          response.setHeader('www-authenticate', 'Bearer');
+        // Refused before its body was read: close rather than drain it.
+        if (
+          status.code === grpcStatus.UNAUTHENTICATED ||
+          status.code === grpcStatus.PERMISSION_DENIED
+        )
+          response.setHeader('connection', 'close');
         send(response, HTTP_STATUS[status.code] ?? 500, { code, message: status.details });
       },
     );
-  });
+  };
+  if (!tls) return createServer(handler);
+  return createHttpsServer(
+    {
+      cert: tls.cert,
+      key: tls.key,
+      minVersion: 'TLSv1.2',
+      // Asked for, checked per route: probes come without a certificate.
+      ...(tls.clientCa && { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+    },
+    handler,
+  );
 }
 
 type Match = { route: Route; key: string } | { error: string; status: number; message: string };
@@ -202,7 +251,7 @@ function matchRoute(
       : {
           error: 'NOT_FOUND',
           status: 404,
-          message: `no route POST ${path}: expected /v1/sessions/{key}:touch or :consume`,
+          message: `no route POST ${path}: expected /v1/sessions/{key}:touch, :consume or :rotate`,
         };
   }
   const route = item[verb as Verb];

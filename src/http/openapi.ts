@@ -55,6 +55,14 @@ const schemas = {
     properties: { ttlSeconds: int64 },
   },
   TouchSessionResponse: { type: 'object', properties: { expiresAtUnixMs: int64 } },
+  RotateSessionKeyResponse: {
+    type: 'object',
+    properties: {
+      sessionKey: { type: 'string', description: 'the new key; the old one no longer exists' },
+      expiresAtUnixMs: int64,
+      version: int64,
+    },
+  },
   DeleteSessionResponse: { type: 'object', properties: { deleted: { type: 'boolean' } } },
   Error: {
     type: 'object',
@@ -76,6 +84,11 @@ const json = (name: keyof typeof schemas) => ({
 const errors = Object.fromEntries(
   [
     ['400', 'INVALID_ARGUMENT: a malformed field'],
+    [
+      '401',
+      'UNAUTHENTICATED: no, malformed or unknown bearer token (when tokens are configured), or no valid client certificate (mutual TLS)',
+    ],
+    ['403', 'PERMISSION_DENIED: the token does not grant the permission the call needs'],
     ['404', 'NOT_FOUND: absent or expired'],
     ['409', 'ABORTED: expected_version differs'],
     ['413', 'RESOURCE_EXHAUSTED: over SESSION_MAX_BYTES'],
@@ -151,15 +164,29 @@ export const openApiDocument = {
         },
       },
     },
+    '/v1/sessions/{key}:rotate': {
+      post: {
+        operationId: 'RotateSessionKey',
+        description:
+          'Moves the session to a new server-generated key and removes the old key, atomically; data, version and expiry are unchanged. Not safe to retry.',
+        parameters: [key],
+        responses: {
+          '200': { description: 'the new key', ...json('RotateSessionKeyResponse') },
+          ...errors,
+        },
+      },
+    },
     '/healthz': {
       get: {
         operationId: 'Healthz',
+        security: [],
         responses: { '200': { description: 'the process is alive' } },
       },
     },
     '/readyz': {
       get: {
         operationId: 'Readyz',
+        security: [],
         responses: {
           '200': { description: 'the store answers PING' },
           '503': { description: 'the store does not answer' },
@@ -167,11 +194,31 @@ export const openApiDocument = {
       },
     },
     '/metrics': {
-      get: { operationId: 'Metrics', responses: { '200': text('Prometheus text format') } },
+      get: {
+        operationId: 'Metrics',
+        security: [],
+        responses: { '200': text('Prometheus text format') },
+      },
     },
     '/openapi.json': {
-      get: { operationId: 'OpenApi', responses: { '200': { description: 'this document' } } },
+      get: {
+        operationId: 'OpenApi',
+        security: [],
+        responses: { '200': { description: 'this document' } },
+      },
     },
   },
-  components: { schemas },
+  components: {
+    schemas,
+    securitySchemes: {
+      bearer: {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'Required on /v1/sessions routes when the server has AUTH_TOKENS; GET without touch needs "read", everything else "write".',
+      },
+    },
+  },
+  // Either no credentials (tokens not configured) or a bearer token.
+  security: [{}, { bearer: [] }],
 };

@@ -66,6 +66,12 @@ export class InstrumentedStore implements SessionStore {
     return deleted;
   }
 
+  async rotate(key: string, nextKey: () => string, nowMs: number) {
+    const rotated = await this.#measure('rotate', () => this.#store.rotate(key, nextKey, nowMs));
+    this.#event(rotated ? 'rotated' : 'not_found');
+    return rotated;
+  }
+
   ping(): Promise<void> {
     return this.#measure('ping', () => this.#store.ping());
   }

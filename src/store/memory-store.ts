@@ -111,6 +111,18 @@ export class MemoryStore implements SessionStore {
     return existed;
   }
 
+  async rotate(key: string, nextKey: () => string, nowMs: number) {
+    const session = this.#live(key, nowMs);
+    if (!session) return null;
+    let sessionKey = nextKey();
+    while (sessionKey === key || this.#sessions.has(sessionKey)) sessionKey = nextKey();
+    // Stored under the new key first: if that is refused (store full), nothing changed.
+    this.#store(sessionKey, session);
+    this.#remove(key);
+    const { version, createdAtMs, expiresAtMs } = session;
+    return { sessionKey, version, createdAtMs, expiresAtMs };
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {

@@ -32,6 +32,17 @@ export interface SessionStore {
   consume(key: string, nowMs: number): Promise<Session | null>;
   /** True when a session was deleted. */
   delete(key: string, nowMs: number): Promise<boolean>;
+  /**
+   * Moves a session to a new key, atomically: afterwards the old key is
+   * absent and the new one holds the same session with the same expiry. The
+   * store takes the new key from `nextKey` (a fresh random key each call),
+   * possibly after several tries, to suit its layout. Null when absent.
+   */
+  rotate(
+    key: string,
+    nextKey: () => string,
+    nowMs: number,
+  ): Promise<(StoredVersion & { readonly sessionKey: string }) | null>;
   /** Resolves when the store answers; throws STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -5,6 +5,7 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import type { Authenticator, SessionMethod } from '../auth.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { requestId } from '../request-id.ts';
@@ -23,6 +24,12 @@ type Handler<Req> = (request: Req) => Promise<object>;
 export interface CallContext {
   readonly logger: Logger;
   readonly metrics: Metrics;
+  readonly auth: Authenticator;
+}
+
+/** The `authorization` metadata values as strings (binary values count as malformed). */
+function authorization(metadata: Metadata): string[] {
+  return metadata.get('authorization').map((value) => (typeof value === 'string' ? value : ''));
 }
 
 /**
@@ -30,7 +37,12 @@ export interface CallContext {
  * expected or not, becomes a status, and only unexpected ones are logged,
  * with the call's request id (echoed to the caller as x-request-id).
  */
-function unary<Req>(method: string, context: CallContext, handle: Handler<Req>) {
+function unary<Req>(
+  method: SessionMethod,
+  context: CallContext,
+  handle: Handler<Req>,
+  touch: (request: Req) => boolean = () => false,
+) {
   return (call: ServerUnaryCall<Req, object>, callback: sendUnaryData<object>) => {
     const started = performance.now();
     const id = requestId(call.metadata.get('x-request-id')[0]);
@@ -46,6 +58,7 @@ function unary<Req>(method: string, context: CallContext, handle: Handler<Req>) 
       );
     let result: Promise<object>;
     try {
+      context.auth.check(authorization(call.metadata), method, touch(call.request));
       result = handle(call.request);
     } catch (error) {
       result = Promise.reject(error);
@@ -109,8 +122,11 @@ export function sessionManagerHandlers(
         version: stored.version,
       };
     }),
-    GetSession: unary<GetSessionMessage>('GetSession', context, async (request) =>
-      sessionMessage(await service.get(request.session_key, request.touch)),
+    GetSession: unary<GetSessionMessage>(
+      'GetSession',
+      context,
+      async (request) => sessionMessage(await service.get(request.session_key, request.touch)),
+      (request) => request.touch,
     ),
     UpdateSession: unary<UpdateSessionMessage>('UpdateSession', context, async (request) => {
       const updated = await service.update({
@@ -135,5 +151,13 @@ export function sessionManagerHandlers(
     DeleteSession: unary<SessionKeyMessage>('DeleteSession', context, async (request) => ({
       deleted: await service.delete(request.session_key),
     })),
+    RotateSessionKey: unary<SessionKeyMessage>('RotateSessionKey', context, async (request) => {
+      const rotated = await service.rotate(request.session_key);
+      return {
+        session_key: rotated.sessionKey,
+        expires_at_unix_ms: rotated.expiresAtMs,
+        version: rotated.version,
+      };
+    }),
   };
 }

@@ -1,5 +1,11 @@
 import { createRequire } from 'node:module';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import {
+  type ChannelCredentials,
+  Client,
+  credentials,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_FILE } from '../../src/transport/proto.ts';
 
@@ -38,8 +44,11 @@ export interface RawClient {
  * A plain grpc-js client built from the .proto at run time, as any team would
  * build one: the end-to-end tests call the server through it.
  */
-export function rawClient(address: string): RawClient {
-  const client = new Client(address, credentials.createInsecure());
+export function rawClient(
+  address: string,
+  channelCredentials: ChannelCredentials = credentials.createInsecure(),
+): RawClient {
+  const client = new Client(address, channelCredentials);
   const invoke = (
     definition: protoLoader.PackageDefinition,
     service: string,

@@ -46,7 +46,7 @@ export async function startServer(
   return {
     port,
     address: `127.0.0.1:${port}`,
-    httpUrl: `http://127.0.0.1:${env.HTTP_PORT}`,
+    httpUrl: `${env.TLS_CERT_FILE ? 'https' : 'http'}://127.0.0.1:${env.HTTP_PORT}`,
     get server() {
       return current.server;
     },

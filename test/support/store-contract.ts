@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { ErrorCode, SessionError } from '../../src/errors.ts';
 import type { SessionChange, SessionDraft } from '../../src/session.ts';
 import type { SessionStore, StoreLimits } from '../../src/store/store.ts';
+import { createTokenGenerator } from '../../src/token.ts';
 
 export const LIMITS: StoreLimits = {
   maxLifetimeMs: 60_000,
@@ -363,6 +364,104 @@ export function storeContract(name: string, harness: () => StoreHarness): void {
       assert.deepEqual(
         (await store.get(`${key}-A`, now(), false))?.fleetListRequest,
         Buffer.from('upper'),
+      );
+    });
+
+    it('rotate moves the session to a new generated key, the same in every respect; the old key is gone', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      const attributes = new Map([
+        ['order', Buffer.from('o-1')],
+        ['bin', Buffer.from([0, 255])],
+      ]);
+      await store.put(key, draft({ attributes, ttlSeconds: 30 }), now());
+      await store.update(key, change({ setAttributes: new Map([['x', Buffer.from('y')]]) }), now());
+      const before = await store.get(key, now(), false);
+      assert.ok(before);
+      const generate = createTokenGenerator();
+      const drawn: string[] = [];
+      const rotated = await store.rotate(
+        key,
+        () => {
+          const candidate = generate();
+          drawn.push(candidate);
+          return candidate;
+        },
+        now(),
+      );
+      assert.ok(rotated);
+      assert.notEqual(rotated.sessionKey, key);
+      assert.ok(drawn.includes(rotated.sessionKey), 'the new key comes from nextKey');
+      assert.equal(rotated.version, 2);
+      assert.equal(rotated.createdAtMs, before.createdAtMs);
+      assert.equal(rotated.expiresAtMs, before.expiresAtMs, 'rotation is not activity');
+      assert.deepEqual(await store.get(rotated.sessionKey, now(), false), before);
+      assert.equal(await store.get(key, now(), false), null);
+      assert.equal(await store.touch(key, 0, now()), null);
+      assert.equal(await store.consume(key, now()), null);
+      await rejectsWith(store.update(key, change(), now()), ErrorCode.NotFound);
+      assert.equal(await store.delete(key, now()), false);
+      assert.equal(
+        await store.rotate(key, generate, now()),
+        null,
+        'the old key cannot be rotated again',
+      );
+      // The new key is a session like any other.
+      const updated = await store.update(rotated.sessionKey, change({ expectedVersion: 2 }), now());
+      assert.equal(updated.version, 3);
+      assert.deepEqual(updated.attributes.get('bin'), Buffer.from([0, 255]));
+    });
+
+    it('rotate of an absent or expired key is null and creates nothing', async () => {
+      const { store, now } = harness();
+      const generate = createTokenGenerator();
+      let last = '';
+      const nextKey = () => {
+        last = generate();
+        return last;
+      };
+      assert.equal(await store.rotate(uniqueKey(), nextKey, now()), null);
+      const first = last;
+      const key = uniqueKey();
+      await store.put(key, draft({ ttlSeconds: 1 }), now());
+      await sleep(1100);
+      assert.equal(await store.rotate(key, nextKey, now()), null);
+      // The key each call settled on (its last draw) holds nothing.
+      for (const candidate of [first, last]) {
+        if (candidate !== '') assert.equal(await store.get(candidate, now(), false), null);
+      }
+    });
+
+    it('of racing rotations of one key exactly one wins; the session exists under exactly one key', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now());
+      const generate = createTokenGenerator();
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () => store.rotate(key, generate, now())),
+      );
+      const winners = results.filter((r) => r !== null);
+      assert.equal(winners.length, 1);
+      assert.ok(await store.get(winners[0]?.sessionKey ?? '', now(), false));
+      assert.equal(await store.get(key, now(), false), null);
+    });
+
+    it('rotate then rotate again chains; each step leaves only the newest key', async () => {
+      const { store, now } = harness();
+      const generate = createTokenGenerator();
+      let key = uniqueKey();
+      await store.put(key, draft(), now());
+      const seen = [key];
+      for (let i = 0; i < 3; i++) {
+        const rotated = await store.rotate(key, generate, now());
+        assert.ok(rotated);
+        key = rotated.sessionKey;
+        seen.push(key);
+      }
+      for (const old of seen.slice(0, -1)) assert.equal(await store.get(old, now(), false), null);
+      assert.deepEqual(
+        (await store.get(key, now(), false))?.fleetListRequest,
+        Buffer.from('{"pickup":"A"}'),
       );
     });
 

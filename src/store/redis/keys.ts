@@ -25,3 +25,76 @@ export const Field = {
 export const ATTRIBUTE_PREFIX = 'attr:';
 
 export const attributeField = (name: string) => ATTRIBUTE_PREFIX + name;
+
+/** CRC16-CCITT (XMODEM), the checksum Redis Cluster maps keys to slots with. */
+const CRC16_TABLE = (() => {
+  const table = new Uint16Array(256);
+  for (let byte = 0; byte < 256; byte++) {
+    let crc = byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+    table[byte] = crc & 0xffff;
+  }
+  return table;
+})();
+
+function crc16(bytes: Buffer, start: number, end: number): number {
+  let crc = 0;
+  for (let i = start; i < end; i++)
+    crc =
+      ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ (bytes[i] as number)) & 0xff] as number);
+  return crc;
+}
+
+export const CLUSTER_SLOTS = 16384;
+
+/**
+ * The Redis Cluster hash slot of a key (cluster-spec "Keys distribution
+ * model"): CRC16 of the key mod 16384, or of the part between the first `{`
+ * and the next `}` when that part is not empty (a hash tag).
+ */
+export function keySlot(key: string): number {
+  const bytes = Buffer.from(key);
+  let start = 0;
+  let end = bytes.length;
+  const open = bytes.indexOf(0x7b);
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1);
+    if (close > open + 1) {
+      start = open + 1;
+      end = close;
+    }
+  }
+  return crc16(bytes, start, end) % CLUSTER_SLOTS;
+}
+
+/** Candidates tried between yields to the event loop (about a millisecond of work). */
+const SEARCH_BATCH = 512;
+/** Past this many candidates (odds e^-61 at 16384 slots) the search gives up. */
+const SEARCH_LIMIT = 1_000_000;
+
+/**
+ * A new session key whose Redis key lies in the same Cluster slot as the old
+ * one's, so a script can move the session atomically (a script's keys must
+ * share a slot). The Redis key is a SHA-256 of the session key, so there is
+ * no shortcut: candidates are drawn until one lands in the slot, 16384 on
+ * average; the search yields to the event loop between batches. Resolves to
+ * the key and the number of candidates drawn.
+ */
+export async function sameSlotKey(
+  prefix: string,
+  key: string,
+  nextKey: () => string,
+): Promise<{ key: string; tries: number }> {
+  const slot = keySlot(sessionKey(prefix, key));
+  let tries = 0;
+  while (tries < SEARCH_LIMIT) {
+    for (let i = 0; i < SEARCH_BATCH; i++) {
+      const candidate = nextKey();
+      tries++;
+      if (keySlot(sessionKey(prefix, candidate)) === slot && candidate !== key)
+        return { key: candidate, tries };
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`no key in slot ${slot} after ${tries} candidates`);
+}

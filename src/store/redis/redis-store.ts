@@ -5,7 +5,7 @@ import type { Session, SessionChange, SessionDraft } from '../../session.ts';
 import { contentSize } from '../../session.ts';
 import type { SessionStore, StoredVersion, StoreLimits } from '../store.ts';
 import { RedisConnection, type Reply } from './connection.ts';
-import { ATTRIBUTE_PREFIX, attributeField, Field, sessionKey } from './keys.ts';
+import { ATTRIBUTE_PREFIX, attributeField, Field, sameSlotKey, sessionKey } from './keys.ts';
 import { Scripts } from './scripts.ts';
 
 const EMPTY = Buffer.alloc(0);
@@ -17,7 +17,11 @@ const ScriptStatus = {
   versionConflict: -2,
   tooLarge: -3,
   tooManyAttributes: -4,
+  keyTaken: -5,
 } as const;
+
+/** RotateSessionKey draws another key when the new one is taken (never seen with 256-bit keys). */
+const ROTATE_ATTEMPTS = 3;
 
 /**
  * Sessions as Redis hashes (layout in keys.ts). Every method is one round
@@ -29,10 +33,12 @@ export class RedisStore implements SessionStore {
   readonly #prefix: string;
   readonly #limits: StoreLimits;
   readonly #fenceMs: number;
+  readonly #cluster: boolean;
 
   constructor(config: RedisConfig, limits: StoreLimits, logger: Logger) {
     this.#redis = new RedisConnection(config, logger);
     this.#prefix = config.keyPrefix;
+    this.#cluster = config.topology.kind === 'cluster';
     this.#limits = limits;
     this.#fenceMs = Math.floor((config.commandTimeoutMs * 3) / 4);
   }
@@ -47,7 +53,7 @@ export class RedisStore implements SessionStore {
       draft.fleetListResponse,
     ];
     for (const [name, value] of draft.attributes) args.push(attributeField(name), value);
-    const [version, expiresAtMs] = asArray(await this.#script(Scripts.put, key, args));
+    const [version, expiresAtMs] = asArray(await this.#script(Scripts.put, [key], args));
     return { version: Number(version), expiresAtMs: Number(expiresAtMs), createdAtMs: nowMs };
   }
 
@@ -75,7 +81,7 @@ export class RedisStore implements SessionStore {
     ];
     for (const [name, value] of change.setAttributes) args.push(attributeField(name), value);
     for (const name of change.removeAttributes) args.push(attributeField(name));
-    const reply = await this.#script(Scripts.update, key, args);
+    const reply = await this.#script(Scripts.update, [key], args);
     const [status, detail] = asArray(reply);
     switch (status) {
       case ScriptStatus.ok:
@@ -105,11 +111,35 @@ export class RedisStore implements SessionStore {
   }
 
   async consume(key: string): Promise<Session | null> {
-    return sessionFrom(await this.#script(Scripts.consume, key, []));
+    return sessionFrom(await this.#script(Scripts.consume, [key], []));
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.#script(Scripts.delete, key, [])) === 1;
+    return (await this.#script(Scripts.delete, [key], [])) === 1;
+  }
+
+  /**
+   * RENAMENX in a script. On Cluster both keys must share a slot, so the new
+   * key is drawn until its Redis key lands in the old one's slot (keys.ts).
+   */
+  async rotate(key: string, nextKey: () => string) {
+    for (let attempt = 0; attempt < ROTATE_ATTEMPTS; attempt++) {
+      const sessionKey = this.#cluster
+        ? (await sameSlotKey(this.#prefix, key, nextKey)).key
+        : nextKey();
+      if (sessionKey === key) continue;
+      const reply = await this.#script(Scripts.rotate, [key, sessionKey], []);
+      if (reply === ScriptStatus.absent) return null;
+      if (reply === ScriptStatus.keyTaken) continue;
+      const [version, expiresAtMs, createdAtMs] = asArray(reply);
+      return {
+        sessionKey,
+        version: Number(version),
+        expiresAtMs: Number(expiresAtMs),
+        createdAtMs: Number(createdAtMs),
+      };
+    }
+    return internal(`rotate found no free key in ${ROTATE_ATTEMPTS} attempts`);
   }
 
   async ping(): Promise<void> {
@@ -121,22 +151,30 @@ export class RedisStore implements SessionStore {
   }
 
   #touch(key: string, ttlSeconds: number, nowMs: number, returnSession: boolean) {
-    return this.#script(Scripts.touch, key, [
-      String(nowMs),
-      String(ttlSeconds),
-      String(this.#limits.maxLifetimeMs),
-      returnSession ? '1' : '0',
-    ]);
+    return this.#script(
+      Scripts.touch,
+      [key],
+      [
+        String(nowMs),
+        String(ttlSeconds),
+        String(this.#limits.maxLifetimeMs),
+        returnSession ? '1' : '0',
+      ],
+    );
   }
 
   /** Runs a write script, fenced a quarter of the command timeout before the caller gives up. */
   #script(
     script: (typeof Scripts)[keyof typeof Scripts],
-    key: string,
+    keys: readonly string[],
     args: Array<string | Buffer>,
   ) {
     const fence = String(Date.now() + this.#fenceMs);
-    return this.#redis.runScript(script, [this.#key(key)], [fence, ...args]);
+    return this.#redis.runScript(
+      script,
+      keys.map((key) => this.#key(key)),
+      [fence, ...args],
+    );
   }
 
   #key(key: string): string {

@@ -24,4 +24,5 @@ export const Scripts = {
   update: load('update-1'),
   consume: load('consume-1'),
   delete: load('delete-1'),
+  rotate: load('rotate-2'),
 } as const;

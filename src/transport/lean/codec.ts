@@ -243,7 +243,7 @@ export function decodeTouchSession(buf: Buffer): { sessionKey: string; ttlSecond
   return { sessionKey, ttlSeconds };
 }
 
-/** ConsumeSessionRequest and DeleteSessionRequest: a session_key alone. */
+/** ConsumeSessionRequest, DeleteSessionRequest and RotateSessionKeyRequest: a session_key alone. */
 export function decodeSessionKey(buf: Buffer): string {
   let sessionKey = '';
   readFields(buf, (reader, number, wireType) => {
@@ -367,6 +367,9 @@ export function encodeSetSessionResponse(reply: {
   w.int64(3, reply.version);
   return w.buf;
 }
+
+/** RotateSessionKeyResponse has SetSessionResponse's fields and numbers. */
+export const encodeRotateSessionKeyResponse = encodeSetSessionResponse;
 
 export function encodeTouchSessionResponse(expiresAtMs: number): Buffer {
   const w = new Writer(int64Size(expiresAtMs));

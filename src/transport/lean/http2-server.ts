@@ -1,6 +1,8 @@
 import {
   constants,
+  createSecureServer,
   createServer,
+  type Http2SecureServer,
   type Http2Server,
   type Http2Session,
   type IncomingHttpHeaders,
@@ -44,8 +46,11 @@ export class CallError extends Error {
   }
 }
 
-/** Takes one request message (unframed) and resolves to one framed response message. */
-export type UnaryHandler = (request: Buffer) => Promise<Buffer>;
+/**
+ * Takes one request message (unframed) and the call's request headers, and
+ * resolves to one framed response message.
+ */
+export type UnaryHandler = (request: Buffer, headers: IncomingHttpHeaders) => Promise<Buffer>;
 
 /** A streaming call as its handler sees it. Messages are unframed protobuf. */
 export interface StreamCall {
@@ -59,7 +64,14 @@ export interface StreamCall {
 }
 
 export type Method =
-  | { readonly unary: UnaryHandler }
+  | {
+      readonly unary: UnaryHandler;
+      /**
+       * Runs on the request headers before any of the body is read (e.g. to
+       * check credentials); a throw ends the call with `statusOf(error)`.
+       */
+      readonly admit?: (headers: IncomingHttpHeaders) => void;
+    }
   | { readonly stream: (call: StreamCall) => void };
 
 export interface LeanServerOptions {
@@ -73,6 +85,11 @@ export interface LeanServerOptions {
   ) => { code: number; details: string };
   /** Told of every call that ends: its method name ("unknown" for unknown paths), status and duration. */
   readonly observe?: (method: string, code: number, seconds: number) => void;
+  /**
+   * Serve TLS (ALPN h2 only) with this PEM certificate and key; with `ca`,
+   * clients must present a certificate it signed, or the handshake fails.
+   */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca?: Buffer | undefined };
 }
 
 const ACCEPT_ENCODING = 'identity,deflate,gzip';
@@ -124,7 +141,7 @@ function trailers(code: number, details: string): OutgoingHttpHeaders {
 }
 
 export class LeanServer {
-  readonly #http2: Http2Server;
+  readonly #http2: Http2Server | Http2SecureServer;
   readonly #methods = new Map<string, Method>();
   readonly #options: LeanServerOptions;
   readonly #deadlines = new TimeoutSweeper(DEADLINE_RESOLUTION_MS);
@@ -133,17 +150,31 @@ export class LeanServer {
 
   constructor(options: LeanServerOptions) {
     this.#options = options;
-    this.#http2 = createServer({
+    const http2 = {
       // Room for a whole maximum-size message in flight on a stream and a connection.
       settings: { initialWindowSize: Math.min(options.maxReceiveBytes + 5, 2 ** 31 - 1) },
       maxSessionMemory: 64,
-    });
-    this.#http2.on('session', (session) => {
+    };
+    const { tls } = options;
+    const server: Http2Server | Http2SecureServer = tls
+      ? createSecureServer({
+          ...http2,
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.ca && { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+          allowHTTP1: false,
+          minVersion: 'TLSv1.2',
+        })
+      : createServer(http2);
+    this.#http2 = server;
+    server.on('session', (session: Http2Session) => {
       this.#sessions.add(session);
       session.on('error', () => session.destroy());
       session.once('close', () => this.#sessions.delete(session));
     });
-    this.#http2.on('stream', (stream, headers) => this.#onStream(stream, headers));
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+      this.#onStream(stream, headers),
+    );
   }
 
   /** `path` is /package.Service/Method. */
@@ -195,7 +226,7 @@ export class LeanServer {
       return;
     }
     const path = headers[':path'] ?? '';
-    const call = new Call(this, stream, path, requestId(headers['x-request-id']));
+    const call = new Call(this, stream, path, headers);
     const method = this.#methods.get(path);
     if (!method) {
       call.end(Code.UNIMPLEMENTED, `unknown method ${path}`);
@@ -213,6 +244,14 @@ export class LeanServer {
     if (Number.isNaN(timeoutMs)) {
       call.end(Code.INTERNAL, 'malformed grpc-timeout');
       return;
+    }
+    if ('admit' in method && method.admit) {
+      try {
+        method.admit(headers);
+      } catch (error) {
+        call.refuse(method, error);
+        return;
+      }
     }
     call.start(method, encoding as string | undefined, timeoutMs);
   }
@@ -240,6 +279,7 @@ class Call implements Expiring, StreamCall {
   readonly #server: LeanServer;
   readonly #stream: ServerHttp2Stream;
   readonly #path: string;
+  readonly #headers: IncomingHttpHeaders;
   readonly #requestId: string;
   readonly #startedAt = performance.now();
   #method: Method | undefined;
@@ -254,11 +294,23 @@ class Call implements Expiring, StreamCall {
   #compressed = false;
   #request: Buffer | undefined;
 
-  constructor(server: LeanServer, stream: ServerHttp2Stream, path: string, id: string) {
+  constructor(
+    server: LeanServer,
+    stream: ServerHttp2Stream,
+    path: string,
+    headers: IncomingHttpHeaders,
+  ) {
     this.#server = server;
     this.#stream = stream;
     this.#path = path;
-    this.#requestId = id;
+    this.#headers = headers;
+    this.#requestId = requestId(headers['x-request-id']);
+  }
+
+  /** Ends a call its method's `admit` refused, before reading its body. */
+  refuse(method: Method, error: unknown): void {
+    this.#method = method;
+    this.#fail(error);
   }
 
   start(method: Method, encoding: string | undefined, timeoutMs: number | undefined): void {
@@ -439,7 +491,7 @@ class Call implements Expiring, StreamCall {
     this.#request = undefined;
     let reply: Promise<Buffer>;
     try {
-      reply = method.unary(request);
+      reply = method.unary(request, this.#headers);
     } catch (error) {
       reply = Promise.reject(error);
     }

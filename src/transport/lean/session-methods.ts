@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders } from 'node:http2';
+import type { Authenticator, SessionMethod } from '../../auth.ts';
 import type { SessionService } from '../../service.ts';
 import { SERVICE_NAME } from '../proto.ts';
 import {
@@ -7,31 +9,55 @@ import {
   decodeTouchSession,
   decodeUpdateSession,
   encodeDeleteSessionResponse,
+  encodeRotateSessionKeyResponse,
   encodeSession,
   encodeSetSessionResponse,
   encodeTouchSessionResponse,
 } from './codec.ts';
-import type { UnaryHandler } from './http2-server.ts';
+import type { Method, UnaryHandler } from './http2-server.ts';
 
-/** The six session RPCs as lean unary handlers: decode, call the service, encode. */
-export function sessionMethods(service: SessionService): Record<string, UnaryHandler> {
-  const path = (method: string) => `/${SERVICE_NAME}/${method}`;
-  return {
-    [path('SetSession')]: async (request) =>
+/**
+ * The session RPCs as lean unary methods: decode, call the service, encode.
+ * With tokens configured, `admit` checks the method's permission on the
+ * headers before the body is read; GetSession with touch needs more than
+ * GetSession, so it checks again once `touch` is decoded.
+ */
+export function sessionMethods(
+  service: SessionService,
+  auth: Authenticator,
+): Record<string, Method> {
+  const method = (name: SessionMethod, unary: UnaryHandler): [string, Method] => [
+    `/${SERVICE_NAME}/${name}`,
+    auth.enabled
+      ? { unary, admit: (headers) => auth.check(headers.authorization, name) }
+      : { unary },
+  ];
+  const touchAllowed = (headers: IncomingHttpHeaders) =>
+    auth.check(headers.authorization, 'GetSession', true);
+  return Object.fromEntries([
+    method('SetSession', async (request) =>
       encodeSetSessionResponse(await service.set(decodeSetSession(request))),
-    [path('GetSession')]: async (request) => {
+    ),
+    method('GetSession', async (request, headers) => {
       const { sessionKey, touch } = decodeGetSession(request);
+      if (touch) touchAllowed(headers);
       return encodeSession(await service.get(sessionKey, touch));
-    },
-    [path('UpdateSession')]: async (request) =>
+    }),
+    method('UpdateSession', async (request) =>
       encodeSession(await service.update(decodeUpdateSession(request))),
-    [path('TouchSession')]: async (request) => {
+    ),
+    method('TouchSession', async (request) => {
       const { sessionKey, ttlSeconds } = decodeTouchSession(request);
       return encodeTouchSessionResponse(await service.touch(sessionKey, ttlSeconds));
-    },
-    [path('ConsumeSession')]: async (request) =>
+    }),
+    method('ConsumeSession', async (request) =>
       encodeSession(await service.consume(decodeSessionKey(request))),
-    [path('DeleteSession')]: async (request) =>
+    ),
+    method('DeleteSession', async (request) =>
       encodeDeleteSessionResponse(await service.delete(decodeSessionKey(request))),
-  };
+    ),
+    method('RotateSessionKey', async (request) =>
+      encodeRotateSessionKeyResponse(await service.rotate(decodeSessionKey(request))),
+    ),
+  ]);
 }
