@@ -108,6 +108,7 @@ const requests: Record<string, fc.Arbitrary<object>> = {
   TouchSession: fc.record({ session_key: sessionKey, ttl_seconds: int64 }),
   ConsumeSession: fc.record({ session_key: sessionKey }),
   DeleteSession: fc.record({ session_key: sessionKey }),
+  RotateSessionKey: fc.record({ session_key: sessionKey }),
 };
 
 function varint(n: number): Buffer {
