@@ -1,44 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { runCli } from './support/cli.ts';
 import { freePort } from './support/ports.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-
-interface Run {
-  code: number | null;
-  // biome-ignore lint/suspicious/noExplicitAny: JSON output is checked field by field
-  json: any;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@sessionmanager/source', '--import', 'tsx', CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-    });
-    child.on('exit', (code) => {
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout);
-      } catch {}
-      resolve({ code, json, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 describe('sessionmanager CLI against a real server', () => {
   let server: TestServer;

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { createClient, SessionError } from '@sessionmanager/client';
 import { makePki, type TestPki } from './support/certs.ts';
+import { runCli } from './support/cli.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { freePort } from './support/ports.ts';
 import { spawnService } from './support/process.ts';
@@ -198,26 +197,7 @@ describe('RotateSessionKey over HTTP, through the TypeScript client and the CLI'
   });
 });
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-
-function cli(args: string[], env: Record<string, string>) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@sessionmanager/source', '--import', 'tsx', CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-    });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 describe('the CLI against a server with mutual TLS and tokens', () => {
   let pki: TestPki;
@@ -259,24 +239,25 @@ describe('the CLI against a server with mutual TLS and tokens', () => {
     assert.match(sessionKey, /^[A-Za-z0-9_-]{43}$/);
     assert.equal(version, 1);
     assert.equal((await cli(['get', 'cli-rotate', ...tls], env)).code, 3);
-    const fresh = await cli(['get', sessionKey, ...tls], env);
+    const fresh = await cli(['get', ...tls, '--', sessionKey], env);
     assert.equal(fresh.code, 0, fresh.stderr);
     assert.equal(JSON.parse(fresh.stdout).fleetListRequest, 'q');
     const health = await cli(['health', ...tls], {});
     assert.equal(health.code, 0, health.stderr);
-    const noToken = await cli(['get', sessionKey, ...tls], {});
+    const noToken = await cli(['get', ...tls, '--', sessionKey], {});
     assert.equal(noToken.code, 1);
     assert.match(noToken.stderr, /UNAUTHENTICATED: authorization: missing/);
     const noCert = await cli(
       [
         'get',
-        sessionKey,
         '--addr',
         server.address,
         '--tls-ca',
         pki.ca.certFile,
         '--timeout',
         '2000',
+        '--',
+        sessionKey,
       ],
       env,
     );
