@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { status } from '@grpc/grpc-js';
+import { type Metadata, status } from '@grpc/grpc-js';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { startServer, type TestServer } from './support/server.ts';
@@ -213,25 +213,40 @@ for (const [storeName, transport] of [
       assert.equal(await client.health(), 'SERVING', 'the server is still up');
     });
 
-    it('echoes x-request-id in the response metadata, or makes one', async () => {
-      const seen: string[] = [];
+    it("echoes the caller's x-request-id; a failure without one gets a generated id", async () => {
+      const echoed = (metadata: Metadata) => metadata.get('x-request-id')[0];
+      const withId: unknown[] = [];
       await client.call(
         'DeleteSession',
         { session_key: 'any' },
-        {
-          metadata: { 'x-request-id': 'trace-42' },
-          onMetadata: (metadata) => seen.push(String(metadata.get('x-request-id')[0])),
-        },
+        { metadata: { 'x-request-id': 'trace-42' }, onMetadata: (m) => withId.push(echoed(m)) },
       );
+      assert.deepEqual(withId, ['trace-42']);
+
+      const withoutId: unknown[] = [];
       await client.call(
         'DeleteSession',
         { session_key: 'any' },
-        {
-          onMetadata: (metadata) => seen.push(String(metadata.get('x-request-id')[0])),
+        { onMetadata: (m) => withoutId.push(echoed(m)) },
+      );
+      assert.deepEqual(withoutId, [undefined], 'a success without an id gets none');
+
+      await assert.rejects(
+        client.call('GetSession', { session_key: 'absent' }),
+        (error: { code: number; metadata: Metadata }) => {
+          assert.equal(error.code, status.NOT_FOUND);
+          assert.match(String(echoed(error.metadata)), /^[0-9a-f-]{36}$/);
+          return true;
         },
       );
-      assert.equal(seen[0], 'trace-42');
-      assert.match(seen[1] ?? '', /^[0-9a-f-]{36}$/);
+      await assert.rejects(
+        client.call(
+          'GetSession',
+          { session_key: 'absent' },
+          { metadata: { 'x-request-id': 'trace-43' } },
+        ),
+        (error: { metadata: Metadata }) => echoed(error.metadata) === 'trace-43',
+      );
     });
 
     it('health reports SERVING for the server and the session service', async () => {

@@ -8,7 +8,7 @@ import {
 import type { Authenticator, SessionMethod } from '../auth.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import { requestId } from '../request-id.ts';
+import { givenRequestId, requestId } from '../request-id.ts';
 import type { SessionService, StoredSession } from '../service.ts';
 import type {
   GetSessionMessage,
@@ -35,7 +35,8 @@ function authorization(metadata: Metadata): string[] {
 /**
  * Binds each RPC to the service. The handler never throws: every failure,
  * expected or not, becomes a status, and only unexpected ones are logged,
- * with the call's request id (echoed to the caller as x-request-id).
+ * with the call's request id: the caller's x-request-id (echoed), or one
+ * generated for a failure and returned in its trailers.
  */
 function unary<Req>(
   method: SessionMethod,
@@ -45,10 +46,8 @@ function unary<Req>(
 ) {
   return (call: ServerUnaryCall<Req, object>, callback: sendUnaryData<object>) => {
     const started = performance.now();
-    const id = requestId(call.metadata.get('x-request-id')[0]);
-    const echo = new Metadata();
-    echo.set('x-request-id', id);
-    call.sendMetadata(echo);
+    // Echo the caller's id; a failure also gets a generated one (as on the lean transport).
+    const given = givenRequestId(call.metadata.get('x-request-id')[0]);
     const finish = (code: grpcStatus) =>
       context.metrics.observeCall(
         'grpc',
@@ -66,13 +65,21 @@ function unary<Req>(
     result.then(
       (response) => {
         finish(grpcStatus.OK);
+        if (given) {
+          const echo = new Metadata();
+          echo.set('x-request-id', given);
+          call.sendMetadata(echo);
+        }
         callback(null, response);
       },
       (error: unknown) => {
         const status = toStatus(error);
+        const id = given ?? requestId(undefined);
         if (status.code === grpcStatus.INTERNAL) {
           context.logger.error({ err: error, method, requestId: id }, 'call failed');
         }
+        status.metadata = new Metadata();
+        status.metadata.set('x-request-id', id);
         finish(status.code);
         callback(status);
       },
