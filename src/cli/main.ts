@@ -14,7 +14,7 @@ import { createClient, rawCodec, type Session, SessionError } from '@sessionmana
 import { parseAttributes, parsePayload, renderPayload, UsageError } from './payload.ts';
 
 /** Exit codes a script can branch on. */
-export const ExitCode = {
+const ExitCode = {
   ok: 0,
   failed: 1,
   usage: 2,

@@ -45,7 +45,7 @@ function crc16(bytes: Buffer, start: number, end: number): number {
   return crc;
 }
 
-export const CLUSTER_SLOTS = 16384;
+const CLUSTER_SLOTS = 16384;
 
 /**
  * The Redis Cluster hash slot of a key (cluster-spec "Keys distribution

@@ -122,7 +122,7 @@ function parseTimeout(value: string | string[] | undefined): number | undefined 
 }
 
 /** grpc-message is percent-encoded UTF-8: printable ASCII except '%' passes as it is. */
-export function encodeGrpcMessage(message: string): string {
+function encodeGrpcMessage(message: string): string {
   if (/^[\x20-\x24\x26-\x7e]*$/.test(message)) return message;
   let out = '';
   for (const byte of Buffer.from(message)) {
