@@ -17,7 +17,7 @@ import {
 } from '../src/auth.ts';
 import { ConfigError, insecureExposure, loadConfig } from '../src/config.ts';
 import { ErrorCode, SessionError } from '../src/errors.ts';
-import { type RawClient, rawClient } from './support/grpc.ts';
+import { type RawClient, rawClient, rejectsWithStatus } from './support/grpc.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
 const WRITER = 'writer-token-0123456789abcdef';
@@ -219,14 +219,6 @@ describe('AUTH_TOKENS and AUTH_TOKENS_FILE', () => {
   });
 });
 
-async function grpcFails(promise: Promise<unknown>, code: status, message: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: { code: number; details: string }) => {
-    assert.equal(error.code, code, `status ${error.code}: ${error.details}`);
-    assert.match(error.details, message);
-    return true;
-  });
-}
-
 for (const transport of ['lean', 'grpc-js'] as const) {
   describe(`bearer tokens on gRPC, ${transport} transport`, () => {
     let server: TestServer;
@@ -244,22 +236,22 @@ for (const transport of ['lean', 'grpc-js'] as const) {
 
     it('a call without a token, or with an unknown one, is UNAUTHENTICATED and does nothing', async () => {
       const request = { session_key: `${transport}-no-token`, attributes: { a: Buffer.from('1') } };
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('SetSession', request),
         status.UNAUTHENTICATED,
         /^authorization: missing/,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('SetSession', request, { metadata: bearer('unknown-token-0123456789') }),
         status.UNAUTHENTICATED,
         /^authorization: unknown token$/,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('SetSession', request, { metadata: { authorization: WRITER } }),
         status.UNAUTHENTICATED,
         /^authorization: expected "Bearer <token>"/,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call(
           'GetSession',
           { session_key: request.session_key },
@@ -299,32 +291,32 @@ for (const transport of ['lean', 'grpc-js'] as const) {
       const got = await client.call('GetSession', { session_key: key }, { metadata });
       assert.equal(got.version, 1);
       const denied = /^authorization: the token grants "read"; \w+( with touch)? needs "write"$/;
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('GetSession', { session_key: key, touch: true }, { metadata }),
         status.PERMISSION_DENIED,
         denied,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('SetSession', { session_key: key }, { metadata }),
         status.PERMISSION_DENIED,
         denied,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('UpdateSession', { session_key: key }, { metadata }),
         status.PERMISSION_DENIED,
         denied,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('TouchSession', { session_key: key }, { metadata }),
         status.PERMISSION_DENIED,
         denied,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('ConsumeSession', { session_key: key }, { metadata }),
         status.PERMISSION_DENIED,
         denied,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('DeleteSession', { session_key: key }, { metadata }),
         status.PERMISSION_DENIED,
         denied,

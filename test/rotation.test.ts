@@ -4,7 +4,12 @@ import { status } from '@grpc/grpc-js';
 import { createClient, SessionError } from '@sessionmanager/client';
 import { makePki, type TestPki } from './support/certs.ts';
 import { runCli } from './support/cli.ts';
-import { type RawClient, rawClient } from './support/grpc.ts';
+import {
+  type RawClient,
+  rawClient,
+  rejectsWithStatus,
+  STORE_TRANSPORT_MATRIX,
+} from './support/grpc.ts';
 import { freePort } from './support/ports.ts';
 import { spawnService } from './support/process.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
@@ -22,20 +27,7 @@ interface Rotated {
   version: string;
 }
 
-async function grpcFails(promise: Promise<unknown>, code: status, message: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: { code: number; details: string }) => {
-    assert.equal(error.code, code, `status ${error.code}: ${error.details}`);
-    assert.match(error.details, message);
-    return true;
-  });
-}
-
-for (const [storeName, transport] of [
-  ['memory', 'lean'],
-  ['redis', 'lean'],
-  ['memory', 'grpc-js'],
-  ['redis', 'grpc-js'],
-] as const) {
+for (const [storeName, transport] of STORE_TRANSPORT_MATRIX) {
   describe(`RotateSessionKey on the ${storeName} store, ${transport} transport`, () => {
     let redis: TestRedis | undefined;
     let server: TestServer;
@@ -84,7 +76,7 @@ for (const [storeName, transport] of [
         'ConsumeSession',
         'RotateSessionKey',
       ])
-        await grpcFails(
+        await rejectsWithStatus(
           client.call(method, { session_key: oldKey }, { metadata }),
           status.NOT_FOUND,
           gone,
@@ -96,12 +88,12 @@ for (const [storeName, transport] of [
     });
 
     it('a malformed key is INVALID_ARGUMENT naming session_key', async () => {
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('RotateSessionKey', { session_key: '' }, { metadata }),
         status.INVALID_ARGUMENT,
         /^session_key: is required/,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('RotateSessionKey', { session_key: 'a b' }, { metadata }),
         status.INVALID_ARGUMENT,
         /^session_key: must be/,
@@ -110,12 +102,12 @@ for (const [storeName, transport] of [
 
     it('needs the write permission: a read token is PERMISSION_DENIED, no token UNAUTHENTICATED', async () => {
       const { session_key } = await client.call('SetSession', {}, { metadata });
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('RotateSessionKey', { session_key }, { metadata: bearer(READER) }),
         status.PERMISSION_DENIED,
         /^authorization: the token grants "read"; RotateSessionKey needs "write"$/,
       );
-      await grpcFails(
+      await rejectsWithStatus(
         client.call('RotateSessionKey', { session_key }),
         status.UNAUTHENTICATED,
         /^authorization: missing/,

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import {
   type ChannelCredentials,
@@ -5,6 +6,7 @@ import {
   credentials,
   Metadata,
   type ServiceError,
+  type status,
 } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_FILE } from '../../src/transport/proto.ts';
@@ -81,4 +83,25 @@ export function rawClient(
       String((await invoke(health, 'grpc.health.v1.Health', 'Check', { service })).status),
     close: () => client.close(),
   };
+}
+
+/** Every store paired with every gRPC transport: both transports stay selectable, so both must pass. */
+export const STORE_TRANSPORT_MATRIX = [
+  ['memory', 'lean'],
+  ['redis', 'lean'],
+  ['memory', 'grpc-js'],
+  ['redis', 'grpc-js'],
+] as const;
+
+/** Asserts the call fails with this status and a message matching `message`. */
+export async function rejectsWithStatus(
+  promise: Promise<unknown>,
+  code: status,
+  message: RegExp,
+): Promise<void> {
+  await assert.rejects(promise, (error: { code: number; details: string }) => {
+    assert.equal(error.code, code, `status ${error.code}: ${error.details}`);
+    assert.match(error.details, message);
+    return true;
+  });
 }
