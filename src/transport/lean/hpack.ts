@@ -18,6 +18,11 @@ export class HpackError extends Error {
   override name = 'HpackError';
 }
 
+/** A well-formed header block over the size limit: the table stayed in step, only the stream fails. */
+export class HeaderListTooLarge extends HpackError {
+  override name = 'HeaderListTooLarge';
+}
+
 type Latin1Buffer = Buffer & {
   latin1Slice(start: number, end: number): string;
   latin1Write(text: string, offset: number, length: number): number;
@@ -283,9 +288,9 @@ export class HpackDecoder {
    * dynamic-table size update above maxTableSize or not at the start of the
    * block, an index out of range, bad Huffman (padding longer than 7 bits or
    * not all ones, EOS), an integer above 2^31 - 1, a truncated block; and when
-   * the header list size (RFC 7540 6.5.2) exceeds maxListSize. In that last
-   * case it throws only after decoding the whole block, so the dynamic table
-   * stays in step with the peer's: the connection could go on without the stream.
+   * the header list size (RFC 7540 6.5.2) exceeds maxListSize it throws
+   * HeaderListTooLarge, only after decoding the whole block, so the dynamic
+   * table stays in step with the peer's and the connection goes on without the stream.
    */
   decode(block: Buffer, maxListSize: number): Record<string, string> {
     // The same null prototype as Object.create(null), whose object V8 keeps in
@@ -354,7 +359,7 @@ export class HpackDecoder {
       }
     }
     if (listSize > maxListSize) {
-      throw new HpackError(`header list size ${listSize} above ${maxListSize}`);
+      throw new HeaderListTooLarge(`header list size ${listSize} above ${maxListSize}`);
     }
     return headers;
   }
