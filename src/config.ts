@@ -12,7 +12,7 @@ export interface Config {
   readonly httpPort: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly shutdownGraceMs: number;
-  /** `lean`: the node:http2 gRPC server; `grpc-js`: @grpc/grpc-js. */
+  /** `lean`: our gRPC server on its own HTTP/2 layer; `grpc-js`: @grpc/grpc-js. */
   readonly transport: 'lean' | 'grpc-js';
   /** Server processes sharing the port (node:cluster); 1 serves in this process. */
   readonly workers: number;

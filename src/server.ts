@@ -102,7 +102,7 @@ async function listenHttp(http: HttpServer | HttpsServer, config: Config): Promi
   return (http.address() as AddressInfo).port;
 }
 
-/** The session RPCs on node:http2 directly, with health and reflection on the same port. */
+/** The session RPCs on our own HTTP/2 layer, with health and reflection on the same port. */
 function leanTransport(
   config: Config,
   maxMessageBytes: number,

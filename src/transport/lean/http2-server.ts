@@ -1,21 +1,13 @@
-import {
-  constants,
-  createSecureServer,
-  createServer,
-  type Http2SecureServer,
-  type Http2Server,
-  type Http2Session,
-  type IncomingHttpHeaders,
-  type OutgoingHttpHeaders,
-  type ServerHttp2Stream,
-} from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { givenRequestId, requestId } from '../../request-id.ts';
 import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
+import { encodeHeaders } from './hpack.ts';
+import { type H2Stream, Http2Connection, type StreamHandler } from './http2-connection.ts';
 
 /**
- * A small gRPC server on node:http2: unary calls first, and the few streaming
+ * A small gRPC server on our own HTTP/2 connection layer (http2-connection.ts): unary calls first, and the few streaming
  * calls health Watch and reflection need. It implements the parts of the gRPC
  * over HTTP/2 protocol a conformant server needs (PROTOCOL-HTTP2.md):
  * grpc-timeout deadlines, trailers-only errors, percent-encoded grpc-message,
@@ -50,7 +42,10 @@ export class CallError extends Error {
  * Takes one request message (unframed) and the call's request headers, and
  * resolves to one framed response message.
  */
-export type UnaryHandler = (request: Buffer, headers: IncomingHttpHeaders) => Promise<Buffer>;
+export type UnaryHandler = (request: Buffer, headers: RequestHeaders) => Promise<Buffer>;
+
+/** A call's request headers by lowercase name; pseudo-headers (":path") included. */
+export type RequestHeaders = Readonly<Record<string, string | undefined>>;
 
 /** A streaming call as its handler sees it. Messages are unframed protobuf. */
 export interface StreamCall {
@@ -70,7 +65,7 @@ export type Method =
        * Runs on the request headers before any of the body is read (e.g. to
        * check credentials); a throw ends the call with `statusOf(error)`.
        */
-      readonly admit?: (headers: IncomingHttpHeaders) => void;
+      readonly admit?: (headers: RequestHeaders) => void;
     }
   | { readonly stream: (call: StreamCall) => void };
 
@@ -94,12 +89,18 @@ export interface LeanServerOptions {
 
 const ACCEPT_ENCODING = 'identity,deflate,gzip';
 const DECOMPRESS: Record<string, typeof gunzipSync> = { gzip: gunzipSync, deflate: inflateSync };
-const RESPONSE_HEADERS: OutgoingHttpHeaders = {
-  ':status': 200,
-  'content-type': 'application/grpc',
-  'grpc-accept-encoding': ACCEPT_ENCODING,
-};
-const OK_TRAILERS: OutgoingHttpHeaders = { 'grpc-status': '0' };
+type Fields = Array<[string, string]>;
+const RESPONSE_FIELDS: Fields = [
+  [':status', '200'],
+  ['content-type', 'application/grpc'],
+  ['grpc-accept-encoding', ACCEPT_ENCODING],
+];
+/** The header blocks of every successful reply, encoded once. */
+const RESPONSE_BLOCK = encodeHeaders(RESPONSE_FIELDS);
+const OK_TRAILERS_BLOCK = encodeHeaders([['grpc-status', '0']]);
+/** Room for one whole request, headers included, on any stream. */
+const MAX_HEADER_LIST_BYTES = 64 * 1024;
+const MAX_CONCURRENT_STREAMS = 1000;
 const TIMEOUT_UNIT_MS: Record<string, number> = {
   H: 3_600_000,
   M: 60_000,
@@ -114,9 +115,9 @@ const NO_DEADLINE = Number.POSITIVE_INFINITY;
 const EMPTY = Buffer.alloc(0);
 
 /** grpc-timeout: at most 8 digits and a unit. Undefined when absent, NaN when malformed. */
-function parseTimeout(value: string | string[] | undefined): number | undefined {
+function parseTimeout(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const match = typeof value === 'string' ? /^(\d{1,8})([HMSmun])$/.exec(value) : null;
+  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
   if (!match) return Number.NaN;
   return Number(match[1]) * (TIMEOUT_UNIT_MS[match[2] as string] ?? Number.NaN);
 }
@@ -134,47 +135,43 @@ function encodeGrpcMessage(message: string): string {
   return out;
 }
 
-function trailers(code: number, details: string): OutgoingHttpHeaders {
+function statusFields(code: number, details: string): Fields {
   return code === Code.OK
-    ? OK_TRAILERS
-    : { 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(details) };
+    ? [['grpc-status', '0']]
+    : [
+        ['grpc-status', String(code)],
+        ['grpc-message', encodeGrpcMessage(details)],
+      ];
 }
 
 export class LeanServer {
-  readonly #http2: Http2Server | Http2SecureServer;
+  readonly #server: Server;
   readonly #methods = new Map<string, Method>();
   readonly #options: LeanServerOptions;
   readonly #deadlines = new TimeoutSweeper(DEADLINE_RESOLUTION_MS);
-  readonly #sessions = new Set<Http2Session>();
+  readonly #connections = new Set<Http2Connection>();
   readonly #streamCalls = new Set<Call>();
 
   constructor(options: LeanServerOptions) {
     this.#options = options;
-    const http2 = {
-      // Room for a whole maximum-size message in flight on a stream and a connection.
-      settings: { initialWindowSize: Math.min(options.maxReceiveBytes + 5, 2 ** 31 - 1) },
-      maxSessionMemory: 64,
-    };
     const { tls } = options;
-    const server: Http2Server | Http2SecureServer = tls
-      ? createSecureServer({
-          ...http2,
-          cert: tls.cert,
-          key: tls.key,
-          ...(tls.ca && { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
-          allowHTTP1: false,
-          minVersion: 'TLSv1.2',
-        })
-      : createServer(http2);
-    this.#http2 = server;
-    server.on('session', (session: Http2Session) => {
-      this.#sessions.add(session);
-      session.on('error', () => session.destroy());
-      session.once('close', () => this.#sessions.delete(session));
-    });
-    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
-      this.#onStream(stream, headers),
-    );
+    this.#server = tls
+      ? createTlsServer(
+          {
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.ca && { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+            ALPNProtocols: ['h2'],
+            minVersion: 'TLSv1.2',
+            noDelay: true,
+          },
+          (socket: TLSSocket) => {
+            // gRPC is HTTP/2 only: a client that did not negotiate h2 cannot be served.
+            if (socket.alpnProtocol === 'h2') this.#connect(socket);
+            else socket.destroy();
+          },
+        )
+      : createServer({ noDelay: true }, (socket) => this.#connect(socket));
   }
 
   /** `path` is /package.Service/Method. */
@@ -184,10 +181,10 @@ export class LeanServer {
 
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#http2.once('error', reject);
-      this.#http2.listen(port, host, () => {
-        this.#http2.off('error', reject);
-        resolve((this.#http2.address() as AddressInfo).port);
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve((this.#server.address() as AddressInfo).port);
       });
     });
   }
@@ -198,9 +195,9 @@ export class LeanServer {
    * finish for up to `graceMs` before cutting the connections.
    */
   async close(graceMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#http2.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const call of this.#streamCalls) call.end(Code.UNAVAILABLE, 'the server is shutting down');
-    for (const session of this.#sessions) session.close();
+    for (const connection of this.#connections) connection.drain();
     let force: NodeJS.Timeout | undefined;
     const graceOver = new Promise<boolean>((resolve) => {
       force = setTimeout(() => resolve(true), graceMs);
@@ -208,35 +205,46 @@ export class LeanServer {
     const forced = await Promise.race([closed.then(() => false), graceOver]);
     clearTimeout(force);
     if (forced) {
-      for (const session of this.#sessions) session.destroy();
+      for (const connection of this.#connections) connection.destroy();
       await closed;
     }
   }
 
-  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    // A peer reset surfaces as an error event; the call notices through `destroyed`.
-    stream.on('error', ignore);
-    const contentType = headers['content-type'];
+  #connect(socket: Socket): void {
+    const connection = new Http2Connection(socket, {
+      // Room for a whole maximum-size message in flight on a stream.
+      initialWindowSize: Math.min(this.#options.maxReceiveBytes + 5, 2 ** 31 - 1),
+      maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+      maxHeaderListSize: MAX_HEADER_LIST_BYTES,
+      onStream: (stream, headers) => this.#onStream(stream, headers),
+    });
+    this.#connections.add(connection);
+    socket.once('close', () => this.#connections.delete(connection));
+  }
+
+  #onStream(stream: H2Stream, headers: RequestHeaders): void {
     if (headers[':method'] !== 'POST') {
-      stream.respond({ ':status': 405 }, { endStream: true });
+      stream.respond(encodeHeaders([[':status', '405']]), true);
       return;
     }
-    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
-      stream.respond({ ':status': 415 }, { endStream: true });
+    const contentType = headers['content-type'];
+    if (contentType === undefined || !contentType.startsWith('application/grpc')) {
+      stream.respond(encodeHeaders([[':status', '415']]), true);
       return;
     }
     const path = headers[':path'] ?? '';
     const call = new Call(this, stream, path, headers);
+    stream.handler = call;
     const method = this.#methods.get(path);
     if (!method) {
       call.end(Code.UNIMPLEMENTED, `unknown method ${path}`);
       return;
     }
     const encoding = headers['grpc-encoding'];
-    if (encoding !== undefined && encoding !== 'identity' && !DECOMPRESS[encoding as string]) {
+    if (encoding !== undefined && encoding !== 'identity' && !DECOMPRESS[encoding]) {
       call.end(
         Code.UNIMPLEMENTED,
-        `unsupported grpc-encoding "${String(encoding)}"; this server accepts ${ACCEPT_ENCODING}`,
+        `unsupported grpc-encoding "${encoding}"; this server accepts ${ACCEPT_ENCODING}`,
       );
       return;
     }
@@ -253,7 +261,7 @@ export class LeanServer {
         return;
       }
     }
-    call.start(method, encoding as string | undefined, timeoutMs);
+    call.start(method, encoding, timeoutMs);
   }
 
   /** Internal to Call. */
@@ -268,18 +276,16 @@ export class LeanServer {
   }
 }
 
-function ignore(): void {}
-
 /** One RPC: reads length-prefixed messages, enforces the deadline, writes the reply. */
-class Call implements Expiring, StreamCall {
+class Call implements Expiring, StreamCall, StreamHandler {
   expiresAtMs = NO_DEADLINE;
   onMessage: ((message: Buffer) => void) | undefined;
   onEnd: (() => void) | undefined;
   onCancel: (() => void) | undefined;
   readonly #server: LeanServer;
-  readonly #stream: ServerHttp2Stream;
+  readonly #stream: H2Stream;
   readonly #path: string;
-  readonly #headers: IncomingHttpHeaders;
+  readonly #headers: RequestHeaders;
   /** The caller's x-request-id, echoed on every response. */
   readonly #givenRequestId: string | undefined;
   #requestId: string | undefined;
@@ -287,7 +293,6 @@ class Call implements Expiring, StreamCall {
   #method: Method | undefined;
   #decompress: typeof gunzipSync | undefined;
   #done = false;
-  #trailers = OK_TRAILERS;
   // Framing state: bytes received but not yet parsed, and the length of the
   // message being received (-1 while its 5-byte prefix is incomplete).
   #chunks: Buffer[] = [];
@@ -296,12 +301,7 @@ class Call implements Expiring, StreamCall {
   #compressed = false;
   #request: Buffer | undefined;
 
-  constructor(
-    server: LeanServer,
-    stream: ServerHttp2Stream,
-    path: string,
-    headers: IncomingHttpHeaders,
-  ) {
+  constructor(server: LeanServer, stream: H2Stream, path: string, headers: RequestHeaders) {
     this.#server = server;
     this.#stream = stream;
     this.#path = path;
@@ -322,14 +322,8 @@ class Call implements Expiring, StreamCall {
       this.expiresAtMs = Date.now() + timeoutMs;
       this.#server.deadlines.add(this);
     }
-    const stream = this.#stream;
-    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.once('end', () => this.#onClientEnd());
     if ('stream' in method) {
       this.#server.streamCalls.add(this);
-      stream.once('close', () => {
-        if (!this.#done) this.#cancel();
-      });
       method.stream(this);
     }
   }
@@ -339,7 +333,7 @@ class Call implements Expiring, StreamCall {
   }
 
   write(message: Buffer): void {
-    if (this.#done || this.#stream.destroyed) return;
+    if (this.#done || this.#stream.closed) return;
     if (message.length > this.#server.options.maxSendBytes) {
       this.end(Code.RESOURCE_EXHAUSTED, 'response larger than the server sends');
       return;
@@ -359,55 +353,20 @@ class Call implements Expiring, StreamCall {
     this.#finish(code);
     if (cancelled) this.onCancel?.();
     const stream = this.#stream;
-    if (stream.destroyed) return;
+    if (stream.closed) return;
     if (stream.headersSent) {
-      this.#trailers = trailers(code, details);
-      stream.end();
-    } else {
-      // A failure always carries the id its log lines would use, generated
-      // when the caller sent none; see #respond for success.
-      const id = code === Code.OK ? this.#givenRequestId : this.#id();
-      stream.respond(
-        { ...RESPONSE_HEADERS, ...(id && { 'x-request-id': id }), ...trailers(code, details) },
-        { endStream: true },
-      );
+      stream.end(code === Code.OK ? OK_TRAILERS_BLOCK : encodeHeaders(statusFields(code, details)));
+      return;
     }
-    // The reply is complete; stop the client sending the rest of its request.
-    if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+    // A failure always carries the id its log lines would use, generated
+    // when the caller sent none; see #respond for success.
+    const id = code === Code.OK ? this.#givenRequestId : this.#id();
+    const fields: Fields = [...RESPONSE_FIELDS, ...statusFields(code, details)];
+    if (id) fields.push(['x-request-id', id]);
+    stream.respond(encodeHeaders(fields), true);
   }
 
-  #respond(): void {
-    if (this.#stream.headersSent) return;
-    // A success echoes the caller's id only: generating and sending a fresh
-    // one on every reply measured 10-15 % of the server's CPU per call, and
-    // nothing is logged for a success that a generated id would point to.
-    const id = this.#givenRequestId;
-    this.#stream.respond(id ? { ...RESPONSE_HEADERS, 'x-request-id': id } : RESPONSE_HEADERS, {
-      waitForTrailers: true,
-    });
-    this.#stream.once('wantTrailers', () => this.#stream.sendTrailers(this.#trailers));
-  }
-
-  #id(): string {
-    this.#requestId ??= requestId(this.#givenRequestId);
-    return this.#requestId;
-  }
-
-  #finish(code: number): void {
-    this.#done = true;
-    const method = this.#method ? this.#path.slice(this.#path.lastIndexOf('/') + 1) : 'unknown';
-    this.#server.options.observe?.(method, code, (performance.now() - this.#startedAt) / 1000);
-    this.#chunks = [];
-    this.#server.deadlines.delete(this);
-    this.#server.streamCalls.delete(this);
-  }
-
-  #cancel(): void {
-    this.#finish(Code.CANCELLED);
-    this.onCancel?.();
-  }
-
-  #onData(chunk: Buffer): void {
+  requestData(chunk: Buffer): void {
     if (this.#done) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
@@ -437,6 +396,41 @@ class Call implements Expiring, StreamCall {
       this.#onMessage(message);
       if (this.#done) return;
     }
+  }
+
+  streamReset(): void {
+    if (!this.#done) this.#cancel();
+  }
+
+  #respond(): void {
+    if (this.#stream.headersSent) return;
+    // A success echoes the caller's id only: generating and sending a fresh
+    // one on every reply measured 10-15 % of the server's CPU per call, and
+    // nothing is logged for a success that a generated id would point to.
+    const id = this.#givenRequestId;
+    this.#stream.respond(
+      id ? encodeHeaders([...RESPONSE_FIELDS, ['x-request-id', id]]) : RESPONSE_BLOCK,
+      false,
+    );
+  }
+
+  #id(): string {
+    this.#requestId ??= requestId(this.#givenRequestId);
+    return this.#requestId;
+  }
+
+  #finish(code: number): void {
+    this.#done = true;
+    const method = this.#method ? this.#path.slice(this.#path.lastIndexOf('/') + 1) : 'unknown';
+    this.#server.options.observe?.(method, code, (performance.now() - this.#startedAt) / 1000);
+    this.#chunks = [];
+    this.#server.deadlines.delete(this);
+    this.#server.streamCalls.delete(this);
+  }
+
+  #cancel(): void {
+    this.#finish(Code.CANCELLED);
+    this.onCancel?.();
   }
 
   /** The next `length` bytes; without copying when one chunk holds them, as it usually does. */
@@ -488,7 +482,7 @@ class Call implements Expiring, StreamCall {
     this.#request = message;
   }
 
-  #onClientEnd(): void {
+  requestEnd(): void {
     if (this.#done) return;
     if (this.onEnd) {
       this.onEnd();
@@ -521,9 +515,11 @@ class Call implements Expiring, StreamCall {
       return;
     }
     this.#finish(Code.OK);
-    if (this.#stream.destroyed) return;
+    const stream = this.#stream;
+    if (stream.closed) return;
     this.#respond();
-    this.#stream.end(frame);
+    stream.write(frame);
+    stream.end(OK_TRAILERS_BLOCK);
   }
 
   #fail(error: unknown): void {

@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http2';
 import type { Authenticator, SessionMethod } from '../../auth.ts';
 import type { SessionService } from '../../service.ts';
 import { SERVICE_NAME } from '../proto.ts';
@@ -14,7 +13,7 @@ import {
   encodeSetSessionResponse,
   encodeTouchSessionResponse,
 } from './codec.ts';
-import type { Method, UnaryHandler } from './http2-server.ts';
+import type { Method, RequestHeaders, UnaryHandler } from './http2-server.ts';
 
 /**
  * The session RPCs as lean unary methods: decode, call the service, encode.
@@ -32,7 +31,7 @@ export function sessionMethods(
       ? { unary, admit: (headers) => auth.check(headers.authorization, name) }
       : { unary },
   ];
-  const touchAllowed = (headers: IncomingHttpHeaders) =>
+  const touchAllowed = (headers: RequestHeaders) =>
     auth.check(headers.authorization, 'GetSession', true);
   return Object.fromEntries([
     method('SetSession', async (request) =>
