@@ -1,4 +1,5 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { LabeledCounter, LabeledHistogram } from './metric-series.ts';
 
 export type Transport = 'grpc' | 'http';
 
@@ -13,28 +14,28 @@ const SIZE_BUCKETS = [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly calls = new Counter({
-    name: 'sessionmanager_calls_total',
-    help: 'Calls handled, by transport, method and status code.',
-    labelNames: ['transport', 'method', 'code'] as const,
-    registers: [this.registry],
-  });
+  readonly calls = new LabeledCounter(
+    'sessionmanager_calls_total',
+    'Calls handled, by transport, method and status code.',
+    ['transport', 'method', 'code'],
+    this.registry,
+  );
 
-  readonly callDuration = new Histogram({
-    name: 'sessionmanager_call_duration_seconds',
-    help: 'Time from request decoded to response written, by transport, method and status code.',
-    labelNames: ['transport', 'method', 'code'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly callDuration = new LabeledHistogram(
+    'sessionmanager_call_duration_seconds',
+    'Time from request decoded to response written, by transport, method and status code.',
+    ['transport', 'method', 'code'],
+    LATENCY_BUCKETS,
+    this.registry,
+  );
 
-  readonly storeDuration = new Histogram({
-    name: 'sessionmanager_store_operation_duration_seconds',
-    help: 'Store operation latency (one Redis round trip each), by operation and outcome.',
-    labelNames: ['operation', 'outcome'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly storeDuration = new LabeledHistogram(
+    'sessionmanager_store_operation_duration_seconds',
+    'Store operation latency (one Redis round trip each), by operation and outcome.',
+    ['operation', 'outcome'],
+    LATENCY_BUCKETS,
+    this.registry,
+  );
 
   readonly storeErrors = new Counter({
     name: 'sessionmanager_store_errors_total',
@@ -49,63 +50,40 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly sessionEvents = new Counter({
-    name: 'sessionmanager_session_events_total',
-    help: 'Session lifecycle events: created, replaced, updated, touched, consumed, deleted, rotated, cas_conflict, not_found.',
-    labelNames: ['event'] as const,
-    registers: [this.registry],
-  });
+  readonly sessionEvents = new LabeledCounter(
+    'sessionmanager_session_events_total',
+    'Session lifecycle events: created, replaced, updated, touched, consumed, deleted, rotated, cas_conflict, not_found.',
+    ['event'],
+    this.registry,
+  );
 
-  readonly sessionSize = new Histogram({
-    name: 'sessionmanager_session_size_bytes',
-    help: 'Size of sessions written (payloads plus attribute names and values).',
-    buckets: SIZE_BUCKETS,
-    registers: [this.registry],
-  });
-
-  // prom-client hashes a label object on every observation; the hot path
-  // keeps the per-label-set children instead (the sets are small and bounded).
-  readonly #callChildren = new Map<
-    string,
-    { count: Counter.Internal; duration: Histogram.Internal<string> }
-  >();
-  readonly #storeChildren = new Map<string, Histogram.Internal<string>>();
-  readonly #eventChildren = new Map<string, Counter.Internal>();
+  readonly sessionSize = new LabeledHistogram(
+    'sessionmanager_session_size_bytes',
+    'Size of sessions written (payloads plus attribute names and values).',
+    [],
+    SIZE_BUCKETS,
+    this.registry,
+  );
+  readonly #sizes = this.sessionSize.series();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
 
   observeCall(transport: Transport, method: string, code: string, seconds: number): void {
-    const id = `${transport} ${method} ${code}`;
-    let children = this.#callChildren.get(id);
-    if (!children) {
-      children = {
-        count: this.calls.labels(transport, method, code),
-        duration: this.callDuration.labels(transport, method, code),
-      };
-      this.#callChildren.set(id, children);
-    }
-    children.count.inc();
-    children.duration.observe(seconds);
+    this.calls.series(transport, method, code).inc();
+    this.callDuration.series(transport, method, code).observe(seconds);
   }
 
   observeStore(operation: string, outcome: string, seconds: number): void {
-    const id = `${operation} ${outcome}`;
-    let child = this.#storeChildren.get(id);
-    if (!child) {
-      child = this.storeDuration.labels(operation, outcome);
-      this.#storeChildren.set(id, child);
-    }
-    child.observe(seconds);
+    this.storeDuration.series(operation, outcome).observe(seconds);
   }
 
   sessionEvent(event: string): void {
-    let child = this.#eventChildren.get(event);
-    if (!child) {
-      child = this.sessionEvents.labels(event);
-      this.#eventChildren.set(event, child);
-    }
-    child.inc();
+    this.sessionEvents.series(event).inc();
+  }
+
+  observeSessionSize(bytes: number): void {
+    this.#sizes.observe(bytes);
   }
 }

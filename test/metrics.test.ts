@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { Registry } from 'prom-client';
+import { LabeledHistogram } from '../src/metric-series.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
@@ -87,5 +90,33 @@ describe('/metrics after a known sequence of calls', () => {
     );
     assert.ok(value('process_cpu_seconds_total') > 0);
     assert.ok(!text.includes(session_key), 'no session key in any label');
+  });
+});
+
+describe('hot-path metric series', () => {
+  it('a histogram sample counts every observation not above its bucket bound, as Prometheus le does', async () => {
+    const bounds = [0.001, 0.01, 0.1, 1];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(0, 0.001, 0.005, 0.01, 0.5, 1, 7)),
+        async (observed) => {
+          const registry = new Registry();
+          const histogram = new LabeledHistogram('h', 'help', ['a'], bounds, registry);
+          const series = histogram.series('x');
+          for (const value of observed) series.observe(value);
+          const samples = parse(await registry.metrics());
+          for (const le of [...bounds.map(String), '+Inf']) {
+            const limit = le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le);
+            assert.equal(
+              samples.get(`h_bucket{a="x",le="${le}"}`),
+              observed.filter((value) => value <= limit).length,
+              `bucket le=${le}`,
+            );
+          }
+          assert.equal(samples.get('h_count{a="x"}'), observed.length);
+        },
+      ),
+      { numRuns: 50 },
+    );
   });
 });

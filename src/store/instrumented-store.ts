@@ -28,7 +28,7 @@ export class InstrumentedStore implements SessionStore {
   async put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion> {
     const stored = await this.#measure('put', () => this.#store.put(key, draft, nowMs));
     this.#event(stored.version === 1 ? 'created' : 'replaced');
-    this.#metrics.sessionSize.observe(contentSize(draft));
+    this.#metrics.observeSessionSize(contentSize(draft));
     return stored;
   }
 
@@ -42,7 +42,7 @@ export class InstrumentedStore implements SessionStore {
   async update(key: string, change: SessionChange, nowMs: number): Promise<Session> {
     const session = await this.#measure('update', () => this.#store.update(key, change, nowMs));
     this.#event('updated');
-    this.#metrics.sessionSize.observe(contentSize(session));
+    this.#metrics.observeSessionSize(contentSize(session));
     return session;
   }
 
