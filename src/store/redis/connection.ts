@@ -75,18 +75,20 @@ export class RedisConnection {
     });
   }
 
-  /** Runs a script by its SHA1, sending the source only when Redis lacks it (after a restart). */
-  async runScript(
-    script: Script,
-    keys: readonly string[],
-    args: ReadonlyArray<string | Buffer>,
-  ): Promise<Reply> {
-    const tail = [String(keys.length), ...keys, ...args];
+  /**
+   * Runs `command` (EVALSHA sha numkeys key... arg...), sending the script's
+   * source instead only when Redis lacks it (after a restart).
+   */
+  async runScript(script: Script, command: Array<string | Buffer>): Promise<Reply> {
+    const key = command[3] as string;
     try {
-      return await this.send(['EVALSHA', script.sha1, ...tail], keys[0]);
+      return await this.send(command, key);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return this.send(['EVAL', script.source, ...tail], keys[0]);
+      const evaluate = command.slice();
+      evaluate[0] = 'EVAL';
+      evaluate[1] = script.source;
+      return this.send(evaluate, key);
     }
   }
 

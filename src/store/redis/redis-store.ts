@@ -167,14 +167,14 @@ export class RedisStore implements SessionStore {
   #script(
     script: (typeof Scripts)[keyof typeof Scripts],
     keys: readonly string[],
-    args: Array<string | Buffer>,
+    args: ReadonlyArray<string | Buffer>,
   ) {
-    const fence = String(Date.now() + this.#fenceMs);
-    return this.#redis.runScript(
-      script,
-      keys.map((key) => this.#key(key)),
-      [fence, ...args],
-    );
+    // EVALSHA sha numkeys key... fence arg..., built in one array: this runs on every write.
+    const command: Array<string | Buffer> = ['EVALSHA', script.sha1, String(keys.length)];
+    for (const key of keys) command.push(this.#key(key));
+    command.push(String(Date.now() + this.#fenceMs));
+    for (const arg of args) command.push(arg);
+    return this.#redis.runScript(script, command);
   }
 
   #key(key: string): string {
