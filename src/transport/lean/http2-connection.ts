@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { SocketBatch } from '../../socket-batch.ts';
 import { encodeHeaders, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
 
 /**
@@ -68,10 +69,7 @@ const RESET_BURST = 1000;
 const RESETS_PER_SECOND = 33;
 /** A peer that stops reading while we owe it this much output is cut off. */
 const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
-const ARENA_BYTES = 64 * 1024;
 const HEADERS_TOO_LARGE = encodeHeaders([[':status', '431']]);
-/** Payloads up to this size are copied into the arena; larger ones are written as they are. */
-const COPY_LIMIT = 4096;
 
 export interface ConnectionOptions {
   /** Our per-stream receive window: room for one whole request message. */
@@ -164,17 +162,12 @@ export class Http2Connection {
   /** GOAWAY sent: no new streams; the connection ends when the last stream does. */
   #draining = false;
   #destroyed = false;
-  // Output: frames are written into `#arena` from `#arenaStart`; `#chunks` holds
-  // what is ready to go out, flushed once per turn of the event loop.
-  #arena = Buffer.allocUnsafe(ARENA_BYTES);
-  #arenaStart = 0;
-  #arenaEnd = 0;
-  #chunks: Buffer[] = [];
-  #flushScheduled = false;
+  readonly #output: SocketBatch;
 
   constructor(socket: Socket, options: ConnectionOptions) {
     this.#socket = socket;
     this.#options = options;
+    this.#output = new SocketBatch(socket, MAX_UNSENT_BYTES);
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('error', () => socket.destroy());
     socket.once('close', () => this.#closed());
@@ -292,7 +285,7 @@ export class Http2Connection {
 
   #endIfIdle(): void {
     if (this.#draining && this.#streams.size === 0 && !this.#destroyed) {
-      this.#flush();
+      this.#output.flush();
       this.#socket.end();
     }
   }
@@ -577,7 +570,7 @@ export class Http2Connection {
     if (this.#destroyed) return false;
     this.#draining = true;
     this.#goaway(code);
-    this.#flush();
+    this.#output.flush();
     this.#destroyed = true;
     this.#socket.destroySoon();
     return false;
@@ -620,66 +613,19 @@ export class Http2Connection {
     this.#frame(WINDOW_UPDATE, 0, streamId, payload);
   }
 
-  /** Appends one frame to the output and makes sure it goes out this turn. */
+  /** Appends one frame to the output; it goes out at the end of this turn of the event loop. */
   #frame(type: number, flags: number, streamId: number, payload: Buffer | undefined): void {
     if (this.#destroyed) return;
     const length = payload ? payload.length : 0;
-    const copy = length <= COPY_LIMIT;
-    this.#reserve(FRAME_HEADER_BYTES + (copy ? length : 0));
-    const arena = this.#arena;
-    let at = this.#arenaEnd;
+    const at = this.#output.claim(FRAME_HEADER_BYTES);
+    const arena = this.#output.arena;
     arena[at] = length >>> 16;
     arena[at + 1] = (length >>> 8) & 0xff;
     arena[at + 2] = length & 0xff;
     arena[at + 3] = type;
     arena[at + 4] = flags;
     arena.writeUInt32BE(streamId, at + 5);
-    at += FRAME_HEADER_BYTES;
-    if (payload && copy) {
-      payload.copy(arena, at);
-      at += length;
-    }
-    this.#arenaEnd = at;
-    if (payload && !copy) {
-      this.#cutArena();
-      this.#chunks.push(payload);
-    }
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => this.#flush());
-    }
-  }
-
-  #reserve(bytes: number): void {
-    if (this.#arenaEnd + bytes <= this.#arena.length) return;
-    this.#cutArena();
-    this.#arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, bytes));
-    this.#arenaStart = 0;
-    this.#arenaEnd = 0;
-  }
-
-  /** Moves the frames written to the arena so far into the chunks to send. */
-  #cutArena(): void {
-    if (this.#arenaEnd === this.#arenaStart) return;
-    this.#chunks.push(this.#arena.subarray(this.#arenaStart, this.#arenaEnd));
-    this.#arenaStart = this.#arenaEnd;
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    this.#cutArena();
-    const chunks = this.#chunks;
-    if (chunks.length === 0) return;
-    this.#chunks = [];
-    const socket = this.#socket;
-    if (socket.destroyed) return;
-    if (chunks.length === 1) socket.write(chunks[0] as Buffer);
-    else {
-      socket.cork();
-      for (const chunk of chunks) socket.write(chunk);
-      socket.uncork();
-    }
-    if (socket.writableLength > MAX_UNSENT_BYTES) socket.destroy();
+    if (payload) this.#output.append(payload);
   }
 }
 
