@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { reconnectDelay } from '../src/store/redis/clients.ts';
+import { reconnectDelay } from '../src/store/redis/link.ts';
 import {
   assertAlive,
   assertNoKeysInLogs,

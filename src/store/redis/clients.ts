@@ -1,41 +1,11 @@
-import { createClient, createCluster, createSentinel, RESP_TYPES } from '@redis/client';
+import { createCluster, createSentinel, RESP_TYPES } from '@redis/client';
 import type { RedisConfig, RedisNode } from '../../config.ts';
-
-export type Reply = Buffer | number | null | Reply[];
-
-const MAX_BACKOFF_MS = 2000;
-const BASE_BACKOFF_MS = 50;
+import { type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
+import type { Reply } from './resp.ts';
+import { StandaloneLink } from './standalone-link.ts';
 
 /** How soon a Cluster client looks for a new slot map once a node stops answering. */
 const CLUSTER_REFRESH_AFTER_MS = 250;
-
-/** Full-jitter exponential backoff, capped: reconnecting replicas do not stampede Redis. */
-export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** Math.min(attempt, 16));
-  return Math.floor(random() * ceiling);
-}
-
-/** What a link reports to its owner: only changes of state matter, repeats are filtered there. */
-export interface LinkEvents {
-  up(detail: Record<string, unknown>): void;
-  down(error: unknown, detail: Record<string, unknown>): void;
-}
-
-/**
- * One logical connection to the data tier, whatever its topology. The same
- * failure behaviour everywhere: no offline queue, so a command fails at once
- * while the node that owns its key is unknown or unreachable, and the link
- * reconnects (and rediscovers the topology) on its own.
- */
-export interface RedisLink {
-  /**
-   * Sends one command. `key` is the command's only key and routes it on
-   * Cluster; a keyless command (PING, the health probe) goes to every master,
-   * so it fails while any part of the key space has no reachable master.
-   */
-  send(args: ReadonlyArray<string | Buffer>, key: string | undefined): Promise<Reply>;
-  destroy(): void;
-}
 
 /** RESP2, every string reply as a Buffer, no offline queue. */
 const COMMON = {
@@ -71,32 +41,6 @@ export function openLink(config: RedisConfig, events: LinkEvents): RedisLink {
 }
 
 const address = (node: RedisNode) => `${node.host}:${node.port}`;
-
-class StandaloneLink implements RedisLink {
-  readonly #client;
-
-  constructor(config: RedisConfig, events: LinkEvents) {
-    const options = nodeOptions(config);
-    const { host, port, database } = config;
-    this.#client = createClient({
-      ...COMMON,
-      ...options,
-      database,
-      socket: { ...options.socket, host, port },
-    });
-    this.#client.on('ready', () => events.up({ host, port, database }));
-    this.#client.on('error', (error: Error) => events.down(error, { host, port }));
-    this.#client.connect().catch((error: unknown) => events.down(error, { host, port }));
-  }
-
-  send(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
-    return this.#client.sendCommand<Reply>(args);
-  }
-
-  destroy(): void {
-    this.#client.destroy();
-  }
-}
 
 /**
  * Redis Cluster through node-redis: commands go to the master of their key's

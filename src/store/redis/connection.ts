@@ -3,10 +3,12 @@ import type { RedisConfig } from '../../config.ts';
 import { ErrorCode, SessionError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
-import { openLink, type RedisLink, type Reply } from './clients.ts';
+import { openLink } from './clients.ts';
+import type { RedisLink } from './link.ts';
+import type { Reply } from './resp.ts';
 import type { Script } from './scripts.ts';
 
-export { type Reply, reconnectDelay } from './clients.ts';
+export type { Reply } from './resp.ts';
 
 /** Redis errors that mean "this node cannot serve now", not a bug in the request. */
 const TRANSIENT_REPLY =
