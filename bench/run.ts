@@ -9,6 +9,8 @@
 //   BENCH_WARMUP       warm-up seconds per run          (2)
 //   BENCH_PAYLOAD      bytes in each of the two payloads (1024)
 //   BENCH_WORKERS      WORKERS values of the Redis-backed service, e.g. 1,2 (1)
+//   BENCH_CONNS        HTTP/2 connections the Go loadgen spreads its calls over (1);
+//                      WORKERS > 1 needs several: node:cluster hands out connections
 //   BENCH_TARGETS      which of: redis, no-http, memory, grpc-js, go, store (all available but no-http)
 //   GO_REFERENCE       directory holding bin/sessionmanager and bin/loadgen (/work/goref)
 //   BENCH_LONG=1       the long matrix: every op, c = 1,16,64,256, 3 rounds of 10 s
@@ -44,6 +46,7 @@ const DURATION_S = Number(env.BENCH_DURATION ?? (long ? 10 : 5));
 const WARMUP_S = Number(env.BENCH_WARMUP ?? 2);
 const PAYLOAD = Number(env.BENCH_PAYLOAD ?? 1024);
 const WORKERS = list(env.BENCH_WORKERS, '1').map(Number);
+const CONNS = Number(env.BENCH_CONNS ?? 1);
 const GO_DIR = env.GO_REFERENCE ?? '/work/goref';
 const GO_SERVER = join(GO_DIR, 'bin/sessionmanager');
 const GO_LOADGEN = join(GO_DIR, 'bin/loadgen');
@@ -222,7 +225,7 @@ function goLoadgen(target: Target, op: Op, concurrency: number, watch: string) {
       '-c',
       String(concurrency),
       '-conns',
-      '1',
+      String(CONNS),
       '-d',
       `${DURATION_S}s`,
       '-warmup',
@@ -418,7 +421,7 @@ function machine(): string {
   return [
     `- CPU: ${os.cpus()[0]?.model ?? 'unknown'} × ${os.availableParallelism()}; memory ${Math.round(os.totalmem() / 2 ** 30)} GiB; ${os.type()} ${os.release()}`,
     `- Node ${process.version}; ${redisVersion.split(' ').slice(0, 3).join(' ')}; Go reference: ${hasGo ? GO_DIR : 'absent'}`,
-    `- ${ROUNDS} round(s) of ${WARMUP_S} s warm-up + ${DURATION_S} s measured per cell, targets alternating; payload ${PAYLOAD} B × 2 + 2 attributes of 16 B; one HTTP/2 connection; load generator: ${hasGo ? 'Go loadgen for set/get/mixed, ' : ''}bench/loadgen.ts (worker threads, grpc-js) otherwise`,
+    `- ${ROUNDS} round(s) of ${WARMUP_S} s warm-up + ${DURATION_S} s measured per cell, targets alternating; payload ${PAYLOAD} B × 2 + 2 attributes of 16 B; ${CONNS === 1 ? 'one HTTP/2 connection' : `${CONNS} HTTP/2 connections`} (Go loadgen); load generator: ${hasGo ? 'Go loadgen for set/get/mixed, ' : ''}bench/loadgen.ts (worker threads, grpc-js) otherwise`,
   ].join('\n');
 }
 
