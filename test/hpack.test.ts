@@ -12,6 +12,7 @@ import {
   HpackDecoder,
   HpackError,
 } from '../src/transport/lean/hpack.ts';
+import { h2Frame as frame } from './support/wire.ts';
 
 // The HPACK decoder against the RFC 7541 Appendix C examples (the hex as in
 // Go's x/net/http2/hpack tests), against the header blocks node:http2 and
@@ -473,15 +474,6 @@ const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const PADDED = 0x8;
 const PRIORITY = 0x20;
-
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(stream, 5);
-  return Buffer.concat([header, payload]);
-}
 
 type OnBlock = (block: Buffer, stream: number, socket: Socket) => void;
 

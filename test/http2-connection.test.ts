@@ -8,6 +8,7 @@ import { encodeHeaders } from '../src/transport/lean/hpack.ts';
 import { PROTO_FILE, SERVICE_NAME } from '../src/transport/proto.ts';
 import { rawClient } from './support/grpc.ts';
 import { startServer, type TestServer } from './support/server.ts';
+import { h2Frame as frame } from './support/wire.ts';
 
 // The HTTP/2 layer under the lean transport, seen from a client that writes
 // frames by hand: what a misbehaving or hostile peer gets, and flow control
@@ -39,20 +40,6 @@ interface Frame {
   flags: number;
   stream: number;
   payload: Buffer;
-}
-
-function frame(
-  type: number,
-  flags: number,
-  stream: number,
-  payload: Buffer = Buffer.alloc(0),
-): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(stream, 5);
-  return Buffer.concat([header, payload]);
 }
 
 const requestBlock = (method: string) =>

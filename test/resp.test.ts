@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ErrorReply } from '@redis/client';
 import fc from 'fast-check';
 import { SocketBatch } from '../src/socket-batch.ts';
 import { ProtocolError, type Reply, ReplyParser, writeCommand } from '../src/store/redis/resp.ts';
+import { type LoopbackPair, loopbackPair } from './support/wire.ts';
 
 // The RESP2 codec of the standalone link. Replies are generated, encoded the
 // way Redis encodes them, cut into arbitrary chunks and parsed back; commands
@@ -85,25 +85,13 @@ describe('RESP2 reply parser', () => {
 });
 
 describe('RESP2 command encoding', () => {
-  let received: Buffer[] = [];
-  let local: Socket;
-  let peer: Socket;
-  const server = createServer((socket) => {
-    peer = socket;
-    socket.on('data', (chunk: Buffer) => received.push(chunk));
-  });
+  let pair: LoopbackPair;
 
   before(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    local = connect((server.address() as { port: number }).port, '127.0.0.1');
-    await new Promise((resolve) => local.once('connect', resolve));
+    pair = await loopbackPair();
   });
 
-  after(() => {
-    local.destroy();
-    peer.destroy();
-    server.close();
-  });
+  after(() => pair.close());
 
   it('writes each command as an array of bulk strings, byte lengths counted in UTF-8', async () => {
     const arg = fc.oneof(
@@ -114,8 +102,7 @@ describe('RESP2 command encoding', () => {
       fc.asyncProperty(
         fc.array(fc.array(arg, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 5 }),
         async (commands) => {
-          received = [];
-          const batch = new SocketBatch(local, 2 ** 30);
+          const batch = new SocketBatch(pair.local, 2 ** 30);
           for (const command of commands) writeCommand(batch, command);
           const want = Buffer.concat(
             commands.flatMap((command) => [
@@ -126,11 +113,7 @@ describe('RESP2 command encoding', () => {
               }),
             ]),
           );
-          const deadline = Date.now() + 5000;
-          while (Buffer.concat(received).length < want.length && Date.now() < deadline) {
-            await new Promise((resolve) => setTimeout(resolve, 1));
-          }
-          assert.ok(Buffer.concat(received).equals(want));
+          assert.ok((await pair.receive(want.length)).equals(want));
         },
       ),
       { numRuns: 60 },

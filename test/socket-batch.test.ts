@@ -1,36 +1,24 @@
 import assert from 'node:assert/strict';
-import { connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SocketBatch } from '../src/socket-batch.ts';
+import { type LoopbackPair, loopbackPair } from './support/wire.ts';
 
 // The write batching under both transports' hot paths: whatever mix of small
 // claimed bytes and large appended payloads goes in, the peer reads exactly
 // those bytes in order, across arena boundaries.
 
 describe('SocketBatch', () => {
-  let received: Buffer[] = [];
-  let peer: Socket;
-  let local: Socket;
-  const server = createServer((socket) => {
-    peer = socket;
-    socket.on('data', (chunk: Buffer) => received.push(chunk));
-  });
+  let pair: LoopbackPair;
 
   before(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as { port: number };
-    local = connect(port, '127.0.0.1');
-    await new Promise((resolve) => local.once('connect', resolve));
+    pair = await loopbackPair();
   });
 
-  after(() => {
-    local.destroy();
-    peer.destroy();
-    server.close();
-  });
+  after(() => pair.close());
 
   it('delivers claimed and appended bytes in order, in one write per turn', async () => {
+    let written = pair.local.bytesWritten;
     const sized = (size: number) => Buffer.alloc(size, size % 251);
     const piece = fc.oneof(
       fc.integer({ min: 1, max: 3000 }).map((size) => ({ claim: sized(size) })),
@@ -39,8 +27,7 @@ describe('SocketBatch', () => {
     );
     await fc.assert(
       fc.asyncProperty(fc.array(piece, { minLength: 30, maxLength: 80 }), async (pieces) => {
-        received = [];
-        const batch = new SocketBatch(local, 2 ** 30);
+        const batch = new SocketBatch(pair.local, 2 ** 30);
         const expected: Buffer[] = [];
         for (const p of pieces) {
           if ('claim' in p) {
@@ -52,13 +39,10 @@ describe('SocketBatch', () => {
             expected.push(p.append);
           }
         }
+        assert.equal(pair.local.bytesWritten, written, 'nothing is written before the turn ends');
         const want = Buffer.concat(expected);
-        assert.equal(received.length, 0, 'nothing is written before the turn ends');
-        const deadline = Date.now() + 5000;
-        while (Buffer.concat(received).length < want.length && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 1));
-        }
-        assert.ok(Buffer.concat(received).equals(want));
+        written += want.length;
+        assert.ok((await pair.receive(want.length)).equals(want));
       }),
       { numRuns: 60 },
     );
