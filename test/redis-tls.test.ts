@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { makePki, requireOpenssl, type TestPki } from './support/certs.ts';
 import { rawClient, rejectsWithStatus } from './support/grpc.ts';
-import { freePort } from './support/ports.ts';
+import { freePort, waitFor } from './support/ports.ts';
 import { type ServiceProcess, spawnService } from './support/process.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 
@@ -58,11 +58,7 @@ describe('Redis over TLS (REDIS_TLS=true)', () => {
 
   it('stores and reads sessions through TLS when Redis’s certificate verifies', async () => {
     const { client } = await service(true);
-    const deadline = Date.now() + 10_000;
-    while ((await client.health().catch(() => 'UNKNOWN')) !== 'SERVING') {
-      assert.ok(Date.now() < deadline, 'the service reports SERVING within 10 s');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitFor('SERVING', async () => (await client.health()) === 'SERVING', 10_000);
     const { session_key } = await client.call('SetSession', {
       fleet_list_request: Buffer.from('over tls'),
     });

@@ -10,7 +10,7 @@ import {
   rejectsWithStatus,
   STORE_TRANSPORT_MATRIX,
 } from './support/grpc.ts';
-import { freePort } from './support/ports.ts';
+import { freePort, waitFor } from './support/ports.ts';
 import { spawnService } from './support/process.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { startServer, type TestServer } from './support/server.ts';
@@ -289,6 +289,8 @@ describe('keys and tokens never reach the logs', () => {
       const client = rawClient(`127.0.0.1:${port}`);
       const metadata = bearer(WRITER);
       try {
+        // The process listens before its Redis connection is up (no offline queue).
+        await waitFor('SERVING', async () => (await client.health()) === 'SERVING');
         for (let i = 0; i < 5; i++) {
           const { session_key } = await client.call(
             'SetSession',
