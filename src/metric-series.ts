@@ -77,7 +77,7 @@ abstract class LabeledMetric<S> {
   }
 }
 
-export class CounterSeries {
+class CounterSeries {
   value = 0;
   inc(): void {
     this.value++;
@@ -94,7 +94,7 @@ export class LabeledCounter extends LabeledMetric<CounterSeries> {
   }
 }
 
-export class HistogramSeries {
+class HistogramSeries {
   count = 0;
   sum = 0;
   /** Observations per bucket (not cumulative); the last one is +Inf. */

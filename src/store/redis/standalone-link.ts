@@ -15,7 +15,7 @@ interface Pending {
 }
 
 /** The connection is not usable: no offline queue, the command fails at once. */
-export class LinkDownError extends Error {}
+class LinkDownError extends Error {}
 
 /**
  * One pipelined connection to a standalone Redis, written for the hot path:

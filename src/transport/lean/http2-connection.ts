@@ -43,7 +43,7 @@ const SETTINGS_MAX_FRAME_SIZE = 0x5;
 const SETTINGS_MAX_HEADER_LIST_SIZE = 0x6;
 
 /** HTTP/2 error codes (RFC 9113 section 7). */
-export const H2Error = {
+const H2Error = {
   NO_ERROR: 0x0,
   PROTOCOL_ERROR: 0x1,
   INTERNAL_ERROR: 0x2,
