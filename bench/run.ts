@@ -19,7 +19,7 @@
 // Targets: `ts-redis` (the service on Redis), `ts-memory` (on the in-memory
 // store: the transport's own cost), `ts-grpc-js` (GRPC_TRANSPORT=grpc-js on
 // Redis), `go` (the Go reference on the same Redis) and `store` (the Redis
-// store's own command mix through the same node-redis client, no gRPC: the
+// store's own command mix through the service's own Redis link, no gRPC: the
 // storage cost). Set/get/mixed go through the Go loadgen when it exists,
 // the same client for every server; update and consume (which it lacks) through
 // bench/loadgen.ts.
@@ -292,7 +292,7 @@ async function runOne(
   } satisfies Row;
 }
 
-/** The Redis store's own command mix through node-redis, no gRPC: the storage cost. */
+/** The Redis store's own command mix through its standalone link, no gRPC: the storage cost. */
 async function storeOnly(redisPort: number, redisPid: number, op: Op, concurrency: number) {
   const store = new RedisStore(
     {

@@ -174,10 +174,6 @@ export class Http2Connection {
     this.#sendSettings();
   }
 
-  get activeStreams(): number {
-    return this.#streams.size;
-  }
-
   /**
    * Graceful close: GOAWAY naming the last stream we took, so the client
    * retries later ones elsewhere; the socket ends once the open streams end.
@@ -269,12 +265,13 @@ export class Http2Connection {
     this.#forget(stream);
   }
 
-  /** Resets a stream from our side: the handler is told, the client gets RST_STREAM. */
-  resetStream(stream: H2Stream, code: number): void {
+  /** A stream error: the client gets RST_STREAM, the handler is told. */
+  #resetStream(stream: H2Stream, code: number): void {
     if (stream.closed) return;
     stream.closed = true;
     this.#rstStream(stream.id, code);
     this.#forget(stream);
+    stream.handler.streamReset();
   }
 
   #forget(stream: H2Stream): void {
@@ -385,8 +382,7 @@ export class Http2Connection {
       return streamId <= this.#lastStreamId || this.#fail(H2Error.PROTOCOL_ERROR);
     }
     if (stream.remoteEnded) {
-      this.resetStream(stream, H2Error.STREAM_CLOSED);
-      stream.handler.streamReset();
+      this.#resetStream(stream, H2Error.STREAM_CLOSED);
       return true;
     }
     if (flags & END_STREAM) stream.remoteEnded = true;
@@ -555,8 +551,7 @@ export class Http2Connection {
       if (!stream) return streamId <= this.#lastStreamId || this.#fail(H2Error.PROTOCOL_ERROR);
       if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
         const code = increment === 0 ? H2Error.PROTOCOL_ERROR : H2Error.FLOW_CONTROL_ERROR;
-        this.resetStream(stream, code);
-        stream.handler.streamReset();
+        this.#resetStream(stream, code);
         return true;
       }
       stream.sendWindow += increment;
