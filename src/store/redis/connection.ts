@@ -55,6 +55,7 @@ export class RedisConnection {
     return new Promise<Reply>((resolve, reject) => {
       const pending: Expiring = {
         expiresAtMs: Date.now() + this.#config.commandTimeoutMs,
+        sweeperSlot: -1,
         expire: () => {
           reject(
             new SessionError(

@@ -37,7 +37,7 @@ export class StandaloneLink implements RedisLink {
   #output: SocketBatch | undefined;
   #parser = new ReplyParser();
   /** Commands awaiting replies, oldest first from #head. */
-  #pending: Pending[] = [];
+  #pending: Array<Pending | undefined> = [];
   #head = 0;
   #ready = false;
   #attempt = 0;
@@ -125,7 +125,9 @@ export class StandaloneLink implements RedisLink {
       this.#parser.feed(chunk, (reply) => {
         const pending = this.#pending[this.#head];
         if (!pending) throw new ProtocolError('a reply to no command');
-        this.#head++;
+        // Cleared at once, so an answered command (and its reply) is not kept
+        // alive until the next compaction.
+        this.#pending[this.#head++] = undefined;
         // Under steady load the queue never empties: drop the answered
         // commands once they are the larger part of it.
         if (this.#head === this.#pending.length) {
@@ -149,7 +151,7 @@ export class StandaloneLink implements RedisLink {
     this.#pending = [];
     this.#head = 0;
     const lost = new LinkDownError('the Redis connection was lost', { cause: error });
-    for (const command of pending) command.reject(lost);
+    for (const command of pending) command?.reject(lost);
     if (this.#destroyed) return;
     const { host, port } = this.#config;
     this.#events.down(error, { host, port });

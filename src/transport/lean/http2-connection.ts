@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { SocketBatch } from '../../socket-batch.ts';
 import { encodeHeaders, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
+import { OpenStreams } from './open-streams.ts';
 
 /**
  * The server side of one HTTP/2 connection (RFC 9113) on a socket, reduced to
@@ -143,7 +144,7 @@ export class Http2Connection {
   readonly #socket: Socket;
   readonly #options: ConnectionOptions;
   readonly #decoder = new HpackDecoder(HEADER_TABLE_BYTES);
-  readonly #streams = new Map<number, H2Stream>();
+  readonly #streams = new OpenStreams<H2Stream>();
   #input: Buffer | undefined;
   #prefaceSeen = false;
   #settingsSeen = false;
@@ -153,8 +154,8 @@ export class Http2Connection {
   #peerMaxFrame = 16_384;
   #sendWindow = DEFAULT_WINDOW;
   #receiveUnacknowledged = 0;
-  /** Streams with data waiting for window, in the order they blocked. */
-  readonly #blocked = new Set<H2Stream>();
+  /** Streams with data waiting for window, in the order they blocked (an array, for the reason OpenStreams gives). */
+  #blocked: H2Stream[] = [];
   /** A header block split over CONTINUATION frames. */
   #continuation: { stream: number; flags: number; parts: Buffer[]; bytes: number } | undefined;
   #resetTokens = RESET_BURST;
@@ -212,7 +213,7 @@ export class Http2Connection {
     const sent = this.#sendWithinWindow(stream, data);
     if (sent < data.length) {
       stream.pending.push(data.subarray(sent));
-      this.#blocked.add(stream);
+      this.#blocked.push(stream);
     }
   }
 
@@ -233,13 +234,12 @@ export class Http2Connection {
 
   /** After a WINDOW_UPDATE: sends what waited for it, in the order streams blocked. */
   #resumeBlocked(): void {
-    for (const stream of this.#blocked) {
-      if (this.#sendWindow <= 0) return;
-      if (stream.closed) {
-        this.#blocked.delete(stream);
-        continue;
-      }
-      while (stream.pending.length > 0) {
+    if (this.#blocked.length === 0) return;
+    const blocked = this.#blocked;
+    this.#blocked = [];
+    for (const stream of blocked) {
+      if (stream.closed) continue;
+      while (stream.pending.length > 0 && this.#sendWindow > 0) {
         const data = stream.pending[0] as Buffer;
         const sent = this.#sendWithinWindow(stream, data);
         if (sent < data.length) {
@@ -248,8 +248,10 @@ export class Http2Connection {
         }
         stream.pending.shift();
       }
-      if (stream.pending.length > 0) continue;
-      this.#blocked.delete(stream);
+      if (stream.pending.length > 0) {
+        this.#blocked.push(stream);
+        continue;
+      }
       const trailers = stream.pendingTrailers;
       if (trailers) {
         stream.pendingTrailers = undefined;
@@ -275,9 +277,12 @@ export class Http2Connection {
   }
 
   #forget(stream: H2Stream): void {
-    stream.pending = [];
-    this.#blocked.delete(stream);
-    if (this.#streams.delete(stream.id)) this.#endIfIdle();
+    if (stream.pending.length > 0) {
+      stream.pending = [];
+      const at = this.#blocked.indexOf(stream);
+      if (at >= 0) this.#blocked.splice(at, 1);
+    }
+    if (this.#streams.delete(stream)) this.#endIfIdle();
   }
 
   #endIfIdle(): void {
@@ -289,9 +294,8 @@ export class Http2Connection {
 
   #closed(): void {
     this.#destroyed = true;
-    const streams = [...this.#streams.values()];
-    this.#streams.clear();
-    this.#blocked.clear();
+    const streams = this.#streams.takeAll();
+    this.#blocked = [];
     for (const stream of streams) {
       stream.closed = true;
       stream.handler.streamReset();
@@ -469,7 +473,7 @@ export class Http2Connection {
     }
     const stream = new H2Stream(streamId, this, this.#peerInitialWindow);
     stream.remoteEnded = (flags & END_STREAM) !== 0;
-    this.#streams.set(streamId, stream);
+    this.#streams.add(stream);
     this.#options.onStream(stream, headers);
     if (stream.remoteEnded && !stream.closed) stream.handler.requestEnd();
     if (stream.closed) this.#forget(stream);

@@ -279,6 +279,7 @@ export class LeanServer {
 /** One RPC: reads length-prefixed messages, enforces the deadline, writes the reply. */
 class Call implements Expiring, StreamCall, StreamHandler {
   expiresAtMs = NO_DEADLINE;
+  sweeperSlot = -1;
   onMessage: ((message: Buffer) => void) | undefined;
   onEnd: (() => void) | undefined;
   onCancel: (() => void) | undefined;
