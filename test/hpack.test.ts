@@ -11,6 +11,7 @@ import {
   HeaderListTooLarge,
   HpackDecoder,
   HpackError,
+  MalformedHeaderList,
 } from '../src/transport/lean/hpack.ts';
 import { h2Frame as frame } from './support/wire.ts';
 
@@ -280,6 +281,31 @@ describe('HPACK decoder: header lists', () => {
       ['b', '2'],
       ['a', '1'],
     ]);
+  });
+
+  it('an uppercase name, sent or referenced, is MalformedHeaderList after the whole block', () => {
+    const decoder = new HpackDecoder();
+    const lower = Buffer.from([0x40, ...raw('a'), ...raw('1')]);
+    assert.deepEqual(decoder.decode(lower, 65_536), headers(['a', '1']));
+    const upper = Buffer.from([0x40, ...raw('X-Up'), ...raw('2')]);
+    assert.throws(() => decoder.decode(upper, 65_536), MalformedHeaderList);
+    // The table took the entry all the same (62), before 'a' (63). Referenced from the table: as a whole field (62), or as the name of a literal.
+    assert.throws(() => decoder.decode(Buffer.from([0xbe]), 65_536), MalformedHeaderList);
+    assert.throws(
+      () => decoder.decode(Buffer.from([0x0f, 62 - 15, ...raw('3')]), 65_536),
+      MalformedHeaderList,
+    );
+    assert.deepEqual(decoder.decode(Buffer.from([0xbf]), 65_536), headers(['a', '1']));
+    // Evicting the lowercase entry (a table of 37 octets keeps only X-Up) keeps the check.
+    assert.throws(
+      () => decoder.decode(Buffer.from([0x3f, 37 - 31, 0xbe]), 65_536),
+      MalformedHeaderList,
+    );
+    assert.throws(
+      () => decoder.decode(Buffer.from([0xbf]), 65_536),
+      (error: unknown) => error instanceof HpackError && !(error instanceof MalformedHeaderList),
+      'index 63 is beyond the table once a is evicted',
+    );
   });
 
   it('applies table size updates at the start of a block, evicting the oldest entries', () => {

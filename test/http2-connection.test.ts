@@ -207,6 +207,29 @@ describe('HTTP/2 connection layer', () => {
     peer.destroy();
   });
 
+  it('an uppercase header name resets its stream with PROTOCOL_ERROR; the connection goes on', async () => {
+    const peer = await RawPeer.open(server.port);
+    const block = encodeHeaders([
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', `/${SERVICE_NAME}/GetSession`],
+      ['content-type', 'application/grpc'],
+      ['X-Upper', 'v'],
+    ]);
+    peer.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, block));
+    const reset = await peer.next((f) => f.type === RST_STREAM && f.stream === 1);
+    assert.equal(resetCode(reset), PROTOCOL_ERROR);
+    peer.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, requestBlock('NoSuchMethod')));
+    const next = await peer.next((f) => f.type === HEADERS && f.stream === 3);
+    assert.equal(next.flags & END_STREAM, END_STREAM);
+    assert.equal(
+      peer.frames.filter((f) => f.stream === 1).length,
+      1,
+      'stream 1 got only the reset',
+    );
+    peer.destroy();
+  });
+
   it('a header block that never ends (CONTINUATION flood) is ENHANCE_YOUR_CALM', async () => {
     const peer = await RawPeer.open(server.port);
     peer.send(frame(HEADERS, 0, 1, requestBlock('GetSession')));

@@ -8,9 +8,8 @@
  * decoded strings, in a ring so an insert or eviction moves nothing. Huffman
  * strings are decoded 4 bits at a time by a state machine built at load time
  * (as nghttp2 does), into a shared scratch buffer that becomes one latin1
- * string. Names are returned as sent: HTTP/2 requires them lowercase, and an
- * uppercase name makes the request malformed, which is a stream error for the
- * HTTP/2 layer (RFC 7540 8.1.2), not a compression error.
+ * string. HTTP/2 requires names in lowercase: an uppercase one makes the
+ * request malformed, a stream error (RFC 9113 8.2.1), not a compression error.
  */
 
 /** A malformed header block: the connection must end with COMPRESSION_ERROR. */
@@ -21,6 +20,19 @@ export class HpackError extends Error {
 /** A well-formed header block over the size limit: the table stayed in step, only the stream fails. */
 export class HeaderListTooLarge extends HpackError {
   override name = 'HeaderListTooLarge';
+}
+
+/** A header block that decodes but names a field in uppercase: the table stayed in step, only the stream fails. */
+export class MalformedHeaderList extends HpackError {
+  override name = 'MalformedHeaderList';
+}
+
+function hasUppercase(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if (code >= 0x41 && code <= 0x5a) return true;
+  }
+  return false;
 }
 
 type Latin1Buffer = Buffer & {
@@ -272,6 +284,8 @@ export class HpackDecoder {
   #newest = 0;
   readonly #names: string[];
   readonly #values: string[];
+  /** Entries whose name has an uppercase letter: while none, lookups need no check. */
+  #uppercaseNames = 0;
 
   /** maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we advertise (4096). */
   constructor(maxTableSize = 4096) {
@@ -289,8 +303,10 @@ export class HpackDecoder {
    * block, an index out of range, bad Huffman (padding longer than 7 bits or
    * not all ones, EOS), an integer above 2^31 - 1, a truncated block; and when
    * the header list size (RFC 7540 6.5.2) exceeds maxListSize it throws
-   * HeaderListTooLarge, only after decoding the whole block, so the dynamic
-   * table stays in step with the peer's and the connection goes on without the stream.
+   * HeaderListTooLarge, and when a name has an uppercase letter
+   * MalformedHeaderList, both only after decoding the whole block, so the
+   * dynamic table stays in step with the peer's and the connection goes on
+   * without the stream.
    */
   decode(block: Buffer, maxListSize: number): Record<string, string> {
     // The same null prototype as Object.create(null), whose object V8 keeps in
@@ -299,6 +315,7 @@ export class HpackDecoder {
     const end = block.length;
     let pos = 0;
     let listSize = 0;
+    let uppercase = false;
     while (pos < end) {
       const first = block[pos++] as number;
       let name: string;
@@ -314,6 +331,7 @@ export class HpackDecoder {
           const slot = this.#slot(index);
           name = this.#names[slot] as string;
           value = this.#values[slot] as string;
+          if (this.#uppercaseNames > 0 && hasUppercase(name)) uppercase = true;
         } else if (index !== 0) {
           name = STATIC_NAMES[index] as string;
           value = STATIC_VALUES[index] as string;
@@ -343,8 +361,10 @@ export class HpackDecoder {
         if (index === 0) {
           name = readString(block, pos);
           pos = cursor;
+          if (hasUppercase(name)) uppercase = true;
         } else if (index > STATIC_COUNT) {
           name = this.#names[this.#slot(index)] as string;
+          if (this.#uppercaseNames > 0 && hasUppercase(name)) uppercase = true;
         } else {
           name = STATIC_NAMES[index] as string;
         }
@@ -361,6 +381,7 @@ export class HpackDecoder {
     if (listSize > maxListSize) {
       throw new HeaderListTooLarge(`header list size ${listSize} above ${maxListSize}`);
     }
+    if (uppercase) throw new MalformedHeaderList('a header name has an uppercase letter');
     return headers;
   }
 
@@ -380,6 +401,7 @@ export class HpackDecoder {
     this.#newest = this.#newest + 1 === this.#names.length ? 0 : this.#newest + 1;
     this.#names[this.#newest] = name;
     this.#values[this.#newest] = value;
+    if (hasUppercase(name)) this.#uppercaseNames++;
     this.#count++;
     this.#size += size;
   }
@@ -387,10 +409,9 @@ export class HpackDecoder {
   #evict(): void {
     let oldest = this.#newest - this.#count + 1;
     if (oldest < 0) oldest += this.#names.length;
-    this.#size -=
-      (this.#names[oldest] as string).length +
-      (this.#values[oldest] as string).length +
-      ENTRY_OVERHEAD;
+    const name = this.#names[oldest] as string;
+    this.#size -= name.length + (this.#values[oldest] as string).length + ENTRY_OVERHEAD;
+    if (hasUppercase(name)) this.#uppercaseNames--;
     this.#count--;
   }
 }

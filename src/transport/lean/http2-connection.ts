@@ -1,6 +1,12 @@
 import type { Socket } from 'node:net';
 import { SocketBatch } from '../../socket-batch.ts';
-import { encodeHeaders, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
+import {
+  encodeHeaders,
+  HeaderListTooLarge,
+  HpackDecoder,
+  HpackError,
+  MalformedHeaderList,
+} from './hpack.ts';
 import { OpenStreams } from './open-streams.ts';
 
 /**
@@ -449,6 +455,7 @@ export class Http2Connection {
       headers = this.#decoder.decode(block, this.#options.maxHeaderListSize);
     } catch (error) {
       if (error instanceof HeaderListTooLarge) return this.#refuseHeaders(flags, streamId);
+      if (error instanceof MalformedHeaderList) return this.#malformed(streamId);
       if (error instanceof HpackError) return this.#fail(H2Error.COMPRESSION_ERROR);
       throw error;
     }
@@ -486,6 +493,17 @@ export class Http2Connection {
     this.#lastStreamId = streamId;
     this.#frame(HEADERS, END_HEADERS | END_STREAM, streamId, HEADERS_TOO_LARGE);
     if ((flags & END_STREAM) === 0) this.#rstStream(streamId, H2Error.NO_ERROR);
+    return true;
+  }
+
+  /** A malformed request or trailers (RFC 9113 8.1.1): a stream error; the connection goes on. */
+  #malformed(streamId: number): boolean {
+    const existing = this.#streams.get(streamId);
+    if (existing) this.#resetStream(existing, H2Error.PROTOCOL_ERROR);
+    else if (streamId > this.#lastStreamId) {
+      this.#lastStreamId = streamId;
+      this.#rstStream(streamId, H2Error.PROTOCOL_ERROR);
+    }
     return true;
   }
 
