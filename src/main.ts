@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { aggregateWorkerMetrics } from './cluster-metrics.ts';
 import { type Config, ConfigError, insecureExposure, loadConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createServer } from './server.ts';
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
 
 async function serve(config: Config, logger: Logger): Promise<void> {
   const store = createStore(config, logger);
-  const server = createServer(config, { store, logger });
+  const server = createServer(config, { store, logger, clusterWorker: cluster.isWorker });
   const ports = await server.listen();
   logger.info(
     {
@@ -64,12 +65,14 @@ async function serve(config: Config, logger: Logger): Promise<void> {
 /**
  * The primary of WORKERS processes that share the port (node:cluster hands
  * each accepted connection to a worker). It serves nothing itself: it
- * replaces a worker that dies, and on SIGTERM forwards the signal so every
- * worker drains its own calls, then exits 0 once all have stopped cleanly.
+ * replaces a worker that dies, sums the workers' metrics for whichever of
+ * them a scrape reaches, and on SIGTERM forwards the signal so every worker
+ * drains its own calls, then exits 0 once all have stopped cleanly.
  */
 function superviseWorkers(config: Config, logger: Logger): void {
   let stopping = false;
   let failed = false;
+  aggregateWorkerMetrics();
   for (let i = 0; i < config.workers; i++) cluster.fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { clusterMetricsReader } from './cluster-metrics.ts';
 import { LabeledCounter, LabeledHistogram } from './metric-series.ts';
 
 export type Transport = 'grpc' | 'http';
@@ -48,6 +49,8 @@ export class Metrics {
     name: 'sessionmanager_store_up',
     help: '1 while the store answers PING (the health status), 0 otherwise.',
     registers: [this.registry],
+    // Across WORKERS: 1 only while every worker reaches the store.
+    aggregator: 'min',
   });
 
   readonly sessionEvents = new LabeledCounter(
@@ -65,9 +68,19 @@ export class Metrics {
     this.registry,
   );
   readonly #sizes = this.sessionSize.series();
+  readonly #exposition: () => Promise<string>;
 
-  constructor() {
+  /** `acrossWorkers`: this process is one of WORKERS > 1, and /metrics speaks for all of them. */
+  constructor(options: { acrossWorkers?: boolean } = {}) {
     collectDefaultMetrics({ register: this.registry });
+    this.#exposition = options.acrossWorkers
+      ? clusterMetricsReader(this.registry)
+      : () => this.registry.metrics();
+  }
+
+  /** The text /metrics serves (content type: `registry.contentType`). */
+  exposition(): Promise<string> {
+    return this.#exposition();
   }
 
   observeCall(transport: Transport, method: string, code: string, seconds: number): void {

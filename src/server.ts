@@ -39,10 +39,10 @@ interface Transport {
 
 export function createServer(
   config: Config,
-  deps: { store: SessionStore; logger: Logger },
+  deps: { store: SessionStore; logger: Logger; clusterWorker?: boolean },
 ): SessionServer {
   const { logger } = deps;
-  const metrics = new Metrics();
+  const metrics = new Metrics({ acrossWorkers: deps.clusterWorker === true });
   const store = new InstrumentedStore(deps.store, metrics);
   const service = new SessionService(store, config.session, createTokenGenerator());
   const health = new HealthMonitor(

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { get } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { type RawClient, rawClient } from './support/grpc.ts';
@@ -127,4 +128,60 @@ describe('the service process', () => {
       service.child.kill('SIGKILL');
     }
   });
+
+  it('WORKERS=2: /metrics counts the calls of every worker, whichever worker the scrape reaches', async () => {
+    const [port, httpPort] = [await freePort(), await freePort()];
+    const service = await spawnService({
+      PORT: String(port),
+      HTTP_PORT: String(httpPort),
+      REDIS_HOST: '127.0.0.1',
+      REDIS_PORT: String(redis.port),
+      WORKERS: '2',
+    });
+    try {
+      await waitFor(
+        'both workers',
+        async () =>
+          service.logs.filter((line) => line.msg === 'sessionmanager listening').length === 2,
+      );
+      // Connections alternate between the workers: 1 + 3 calls on one, 2 + 4
+      // on the other, so neither worker alone has counted all 10.
+      for (let connection = 1; connection <= 4; connection++) {
+        const client = rawClient(`127.0.0.1:${port}`);
+        await waitFor('SERVING', async () => (await client.health()) === 'SERVING');
+        for (let i = 0; i < connection; i++) await client.call('SetSession', {});
+        client.close();
+      }
+      const labels = 'transport="grpc",method="SetSession",code="OK"';
+      // A new connection per scrape, so they too reach both workers.
+      for (let scrape = 0; scrape < 4; scrape++) {
+        const text = await scrapeMetrics(httpPort);
+        assert.match(text, new RegExp(`sessionmanager_calls_total\\{${labels}\\} 10\n`));
+        assert.match(
+          text,
+          new RegExp(`sessionmanager_call_duration_seconds_count\\{${labels}\\} 10\n`),
+        );
+        assert.match(text, /\nsessionmanager_store_up 1\n/);
+      }
+    } finally {
+      service.child.kill('SIGKILL');
+    }
+  });
 });
+
+function scrapeMetrics(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      response.on('end', () =>
+        response.statusCode === 200
+          ? resolve(body)
+          : reject(new Error(`/metrics: ${response.statusCode} ${body}`)),
+      );
+    }).on('error', reject);
+  });
+}

@@ -148,7 +148,7 @@ export function createHttpServer(deps: HttpDependencies): Server | HttpsServer {
       send(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
     } else if (path === '/openapi.json') send(response, 200, openApiDocument);
     else if (path === '/metrics') {
-      metrics.registry.metrics().then(
+      metrics.exposition().then(
         (text) => {
           response.writeHead(200, { 'content-type': metrics.registry.contentType });
           response.end(text);
