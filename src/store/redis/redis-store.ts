@@ -58,9 +58,12 @@ export class RedisStore implements SessionStore {
   }
 
   async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
-    const reply = touch
-      ? await this.#touch(key, 0, nowMs, true)
-      : await this.#redis.send(['HGETALL', this.#key(key)], this.#key(key));
+    let reply: Reply;
+    if (touch) reply = await this.#touch(key, 0, nowMs, true);
+    else {
+      const redisKey = this.#key(key);
+      reply = await this.#redis.send(['HGETALL', redisKey], redisKey);
+    }
     return sessionFrom(reply);
   }
 
