@@ -20,7 +20,7 @@ export interface Expiring {
  * collections; under load, every call would then be promoted and die old.
  */
 export class TimeoutSweeper {
-  #pending: Expiring[] = [];
+  readonly #pending: Expiring[] = [];
   readonly #resolutionMs: number;
   #timer: NodeJS.Timeout | undefined;
 

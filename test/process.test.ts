@@ -18,6 +18,22 @@ describe('the service process', () => {
     await redis.dispose();
   });
 
+  /** The service with WORKERS=2 on the test Redis, once both workers listen. */
+  async function spawnTwoWorkers(env: Record<string, string>) {
+    const service = await spawnService({
+      REDIS_HOST: '127.0.0.1',
+      REDIS_PORT: String(redis.port),
+      WORKERS: '2',
+      ...env,
+    });
+    await waitFor(
+      'both workers',
+      async () =>
+        service.logs.filter((line) => line.msg === 'sessionmanager listening').length === 2,
+    );
+    return service;
+  }
+
   it('a bad variable stops it at start with a message naming the variable and value', async () => {
     const service = await spawnService({ PORT: '0', SESSION_TTL: 'fifteen minutes' });
     const { code } = await service.exited();
@@ -95,19 +111,8 @@ describe('the service process', () => {
 
   it('WORKERS=2: two processes share the port, both serve, and SIGTERM to the primary drains both', async () => {
     const port = await freePort();
-    const service = await spawnService({
-      PORT: String(port),
-      REDIS_HOST: '127.0.0.1',
-      REDIS_PORT: String(redis.port),
-      WORKERS: '2',
-      SHUTDOWN_GRACE: '5s',
-    });
+    const service = await spawnTwoWorkers({ PORT: String(port), SHUTDOWN_GRACE: '5s' });
     try {
-      await waitFor(
-        'both workers',
-        async () =>
-          service.logs.filter((line) => line.msg === 'sessionmanager listening').length === 2,
-      );
       const workers = new Set(
         service.logs.filter((l) => l.msg === 'sessionmanager listening').map((l) => l.worker),
       );
@@ -131,19 +136,8 @@ describe('the service process', () => {
 
   it('WORKERS=2: /metrics counts the calls of every worker, whichever worker the scrape reaches', async () => {
     const [port, httpPort] = [await freePort(), await freePort()];
-    const service = await spawnService({
-      PORT: String(port),
-      HTTP_PORT: String(httpPort),
-      REDIS_HOST: '127.0.0.1',
-      REDIS_PORT: String(redis.port),
-      WORKERS: '2',
-    });
+    const service = await spawnTwoWorkers({ PORT: String(port), HTTP_PORT: String(httpPort) });
     try {
-      await waitFor(
-        'both workers',
-        async () =>
-          service.logs.filter((line) => line.msg === 'sessionmanager listening').length === 2,
-      );
       // Connections alternate between the workers: 1 + 3 calls on one, 2 + 4
       // on the other, so neither worker alone has counted all 10.
       for (let connection = 1; connection <= 4; connection++) {
