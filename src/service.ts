@@ -1,3 +1,4 @@
+import { type CallScope, UNSCOPED } from './call-scope.ts';
 import type { SessionLimits } from './config.ts';
 import { invalidArgument, notFound, tooLarge } from './errors.ts';
 import type { Session, SessionChange, SessionContent } from './session.ts';
@@ -43,7 +44,10 @@ export class SessionService {
     this.#now = now;
   }
 
-  async set(input: SetSessionInput): Promise<StoredVersion & { sessionKey: string }> {
+  async set(
+    input: SetSessionInput,
+    scope: CallScope = UNSCOPED,
+  ): Promise<StoredVersion & { sessionKey: string }> {
     const sessionKey = input.sessionKey === '' ? this.#generateKey() : checkKey(input.sessionKey);
     const ttlSeconds =
       input.ttlSeconds === 0 ? this.#limits.defaultTtlSeconds : this.#ttl(input.ttlSeconds);
@@ -52,17 +56,21 @@ export class SessionService {
     if (size > this.#limits.maxBytes) {
       throw tooLarge('session', `holds ${size} bytes; the limit is ${this.#limits.maxBytes}`);
     }
-    const stored = await this.#store.put(sessionKey, { ...input, ttlSeconds }, this.#now());
+    const stored = await this.#store.put(sessionKey, { ...input, ttlSeconds }, this.#now(), scope);
     return { sessionKey, ...stored };
   }
 
-  async get(sessionKey: string, touch: boolean): Promise<StoredSession> {
-    const session = await this.#store.get(checkKey(sessionKey), this.#now(), touch);
+  async get(
+    sessionKey: string,
+    touch: boolean,
+    scope: CallScope = UNSCOPED,
+  ): Promise<StoredSession> {
+    const session = await this.#store.get(checkKey(sessionKey), this.#now(), touch, scope);
     if (!session) throw notFound();
     return { sessionKey, ...session };
   }
 
-  async update(input: UpdateSessionInput): Promise<StoredSession> {
+  async update(input: UpdateSessionInput, scope: CallScope = UNSCOPED): Promise<StoredSession> {
     const sessionKey = checkKey(input.sessionKey);
     const ttlSeconds = input.ttlSeconds === 0 ? 0 : this.#ttl(input.ttlSeconds);
     this.#checkAttributes('set_attributes', input.setAttributes);
@@ -78,30 +86,47 @@ export class SessionService {
         throw invalidArgument('remove_attributes', `"${name}" is also in set_attributes`);
       }
     }
-    const session = await this.#store.update(sessionKey, { ...input, ttlSeconds }, this.#now());
+    const session = await this.#store.update(
+      sessionKey,
+      { ...input, ttlSeconds },
+      this.#now(),
+      scope,
+    );
     return { sessionKey, ...session };
   }
 
-  async touch(sessionKey: string, ttlSeconds: number): Promise<number> {
+  async touch(
+    sessionKey: string,
+    ttlSeconds: number,
+    scope: CallScope = UNSCOPED,
+  ): Promise<number> {
     const ttl = ttlSeconds === 0 ? 0 : this.#ttl(ttlSeconds);
-    const expiresAtMs = await this.#store.touch(checkKey(sessionKey), ttl, this.#now());
+    const expiresAtMs = await this.#store.touch(checkKey(sessionKey), ttl, this.#now(), scope);
     if (expiresAtMs === null) throw notFound();
     return expiresAtMs;
   }
 
-  async consume(sessionKey: string): Promise<StoredSession> {
-    const session = await this.#store.consume(checkKey(sessionKey), this.#now());
+  async consume(sessionKey: string, scope: CallScope = UNSCOPED): Promise<StoredSession> {
+    const session = await this.#store.consume(checkKey(sessionKey), this.#now(), scope);
     if (!session) throw notFound();
     return { sessionKey, ...session };
   }
 
-  async delete(sessionKey: string): Promise<boolean> {
-    return this.#store.delete(checkKey(sessionKey), this.#now());
+  async delete(sessionKey: string, scope: CallScope = UNSCOPED): Promise<boolean> {
+    return this.#store.delete(checkKey(sessionKey), this.#now(), scope);
   }
 
   /** Moves the session to a new generated key; the old key is gone. NOT_FOUND when absent. */
-  async rotate(sessionKey: string): Promise<StoredVersion & { sessionKey: string }> {
-    const rotated = await this.#store.rotate(checkKey(sessionKey), this.#generateKey, this.#now());
+  async rotate(
+    sessionKey: string,
+    scope: CallScope = UNSCOPED,
+  ): Promise<StoredVersion & { sessionKey: string }> {
+    const rotated = await this.#store.rotate(
+      checkKey(sessionKey),
+      this.#generateKey,
+      this.#now(),
+      scope,
+    );
     if (!rotated) throw notFound();
     return rotated;
   }

@@ -1,3 +1,4 @@
+import type { CallScope } from '../call-scope.ts';
 import { ErrorCode, SessionError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Session, SessionChange, SessionDraft } from '../session.ts';
@@ -25,49 +26,73 @@ export class InstrumentedStore implements SessionStore {
     this.#metrics = metrics;
   }
 
-  async put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion> {
-    const stored = await this.#measure('put', () => this.#store.put(key, draft, nowMs));
+  async put(
+    key: string,
+    draft: SessionDraft,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<StoredVersion> {
+    const stored = await this.#measure('put', () => this.#store.put(key, draft, nowMs, scope));
     this.#event(stored.version === 1 ? 'created' : 'replaced');
     this.#metrics.observeSessionSize(contentSize(draft));
     return stored;
   }
 
-  async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
-    const session = await this.#measure('get', () => this.#store.get(key, nowMs, touch));
+  async get(
+    key: string,
+    nowMs: number,
+    touch: boolean,
+    scope?: CallScope,
+  ): Promise<Session | null> {
+    const session = await this.#measure('get', () => this.#store.get(key, nowMs, touch, scope));
     if (!session) this.#event('not_found');
     else if (touch) this.#event('touched');
     return session;
   }
 
-  async update(key: string, change: SessionChange, nowMs: number): Promise<Session> {
-    const session = await this.#measure('update', () => this.#store.update(key, change, nowMs));
+  async update(
+    key: string,
+    change: SessionChange,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<Session> {
+    const session = await this.#measure('update', () =>
+      this.#store.update(key, change, nowMs, scope),
+    );
     this.#event('updated');
     this.#metrics.observeSessionSize(contentSize(session));
     return session;
   }
 
-  async touch(key: string, ttlSeconds: number, nowMs: number): Promise<number | null> {
+  async touch(
+    key: string,
+    ttlSeconds: number,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<number | null> {
     const expiresAtMs = await this.#measure('touch', () =>
-      this.#store.touch(key, ttlSeconds, nowMs),
+      this.#store.touch(key, ttlSeconds, nowMs, scope),
     );
     this.#event(expiresAtMs === null ? 'not_found' : 'touched');
     return expiresAtMs;
   }
 
-  async consume(key: string, nowMs: number): Promise<Session | null> {
-    const session = await this.#measure('consume', () => this.#store.consume(key, nowMs));
+  async consume(key: string, nowMs: number, scope?: CallScope): Promise<Session | null> {
+    const session = await this.#measure('consume', () => this.#store.consume(key, nowMs, scope));
     this.#event(session ? 'consumed' : 'not_found');
     return session;
   }
 
-  async delete(key: string, nowMs: number): Promise<boolean> {
-    const deleted = await this.#measure('delete', () => this.#store.delete(key, nowMs));
+  async delete(key: string, nowMs: number, scope?: CallScope): Promise<boolean> {
+    const deleted = await this.#measure('delete', () => this.#store.delete(key, nowMs, scope));
     if (deleted) this.#event('deleted');
     return deleted;
   }
 
-  async rotate(key: string, nextKey: () => string, nowMs: number) {
-    const rotated = await this.#measure('rotate', () => this.#store.rotate(key, nextKey, nowMs));
+  async rotate(key: string, nextKey: () => string, nowMs: number, scope?: CallScope) {
+    const rotated = await this.#measure('rotate', () =>
+      this.#store.rotate(key, nextKey, nowMs, scope),
+    );
     this.#event(rotated ? 'rotated' : 'not_found');
     return rotated;
   }

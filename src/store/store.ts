@@ -1,3 +1,4 @@
+import type { CallScope } from '../call-scope.ts';
 import type { Session, SessionChange, SessionDraft } from '../session.ts';
 
 /** What a write reports back to the caller of SetSession. */
@@ -17,21 +18,22 @@ export interface StoreLimits {
 /**
  * The seam between the service and its storage. Every method is atomic, and
  * every write sets the expiry in the same step. Implementations throw
- * SessionError (errors.ts) and nothing else.
+ * SessionError (errors.ts) and nothing else. `scope` is the call the work
+ * serves (call-scope.ts); without one, the work has no deadline of its own.
  */
 export interface SessionStore {
   /** Creates or replaces the whole session; the version continues from the replaced one. */
-  put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion>;
+  put(key: string, draft: SessionDraft, nowMs: number, scope?: CallScope): Promise<StoredVersion>;
   /** The session, or null when absent or expired; `touch` also extends it. */
-  get(key: string, nowMs: number, touch: boolean): Promise<Session | null>;
+  get(key: string, nowMs: number, touch: boolean, scope?: CallScope): Promise<Session | null>;
   /** Merges a change into an existing session; NOT_FOUND, VERSION_CONFLICT or TOO_LARGE otherwise. */
-  update(key: string, change: SessionChange, nowMs: number): Promise<Session>;
+  update(key: string, change: SessionChange, nowMs: number, scope?: CallScope): Promise<Session>;
   /** Extends an existing session (0 keeps its ttl); the new expiry, or null when absent. */
-  touch(key: string, ttlSeconds: number, nowMs: number): Promise<number | null>;
+  touch(key: string, ttlSeconds: number, nowMs: number, scope?: CallScope): Promise<number | null>;
   /** Reads and deletes in one step; null when absent. */
-  consume(key: string, nowMs: number): Promise<Session | null>;
+  consume(key: string, nowMs: number, scope?: CallScope): Promise<Session | null>;
   /** True when a session was deleted. */
-  delete(key: string, nowMs: number): Promise<boolean>;
+  delete(key: string, nowMs: number, scope?: CallScope): Promise<boolean>;
   /**
    * Moves a session to a new key, atomically: afterwards the old key is
    * absent and the new one holds the same session with the same expiry. The
@@ -42,6 +44,7 @@ export interface SessionStore {
     key: string,
     nextKey: () => string,
     nowMs: number,
+    scope?: CallScope,
   ): Promise<(StoredVersion & { readonly sessionKey: string }) | null>;
   /** Resolves when the store answers; throws STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;

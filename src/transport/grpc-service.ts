@@ -6,6 +6,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Authenticator, SessionMethod } from '../auth.ts';
+import type { CallScope } from '../call-scope.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { givenRequestId, requestId } from '../request-id.ts';
@@ -19,7 +20,7 @@ import type {
 } from './proto.ts';
 import { statusName, toStatus } from './status.ts';
 
-type Handler<Req> = (request: Req) => Promise<object>;
+type Handler<Req> = (request: Req, scope: CallScope) => Promise<object>;
 
 export interface CallContext {
   readonly logger: Logger;
@@ -58,7 +59,7 @@ function unary<Req>(
     let result: Promise<object>;
     try {
       context.auth.check(authorization(call.metadata), method, touch(call.request));
-      result = handle(call.request);
+      result = handle(call.request, scopeOf(call));
     } catch (error) {
       result = Promise.reject(error);
     }
@@ -84,6 +85,18 @@ function unary<Req>(
         callback(status);
       },
     );
+  };
+}
+
+/** The call as the store sees it: its deadline, and whether its client has gone. */
+function scopeOf(call: ServerUnaryCall<unknown, object>): CallScope {
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  return {
+    deadlineMs: Number.isFinite(deadlineMs) ? deadlineMs : Number.POSITIVE_INFINITY,
+    get cancelled() {
+      return call.cancelled;
+    },
   };
 }
 
@@ -115,14 +128,17 @@ export function sessionManagerHandlers(
   context: CallContext,
 ): UntypedServiceImplementation {
   return {
-    SetSession: unary<SessionDataMessage>('SetSession', context, async (request) => {
-      const stored = await service.set({
-        sessionKey: request.session_key,
-        fleetListRequest: request.fleet_list_request,
-        fleetListResponse: request.fleet_list_response,
-        attributes: toMap(request.attributes),
-        ttlSeconds: request.ttl_seconds,
-      });
+    SetSession: unary<SessionDataMessage>('SetSession', context, async (request, scope) => {
+      const stored = await service.set(
+        {
+          sessionKey: request.session_key,
+          fleetListRequest: request.fleet_list_request,
+          fleetListResponse: request.fleet_list_response,
+          attributes: toMap(request.attributes),
+          ttlSeconds: request.ttl_seconds,
+        },
+        scope,
+      );
       return {
         session_key: stored.sessionKey,
         expires_at_unix_ms: stored.expiresAtMs,
@@ -132,39 +148,47 @@ export function sessionManagerHandlers(
     GetSession: unary<GetSessionMessage>(
       'GetSession',
       context,
-      async (request) => sessionMessage(await service.get(request.session_key, request.touch)),
+      async (request, scope) =>
+        sessionMessage(await service.get(request.session_key, request.touch, scope)),
       (request) => request.touch,
     ),
-    UpdateSession: unary<UpdateSessionMessage>('UpdateSession', context, async (request) => {
-      const updated = await service.update({
-        sessionKey: request.session_key,
-        ...(request.fleet_list_request && { fleetListRequest: request.fleet_list_request }),
-        ...(request.fleet_list_response && { fleetListResponse: request.fleet_list_response }),
-        ...(request.expected_version !== undefined && {
-          expectedVersion: request.expected_version,
-        }),
-        setAttributes: toMap(request.set_attributes),
-        removeAttributes: request.remove_attributes,
-        ttlSeconds: request.ttl_seconds,
-      });
+    UpdateSession: unary<UpdateSessionMessage>('UpdateSession', context, async (request, scope) => {
+      const updated = await service.update(
+        {
+          sessionKey: request.session_key,
+          ...(request.fleet_list_request && { fleetListRequest: request.fleet_list_request }),
+          ...(request.fleet_list_response && { fleetListResponse: request.fleet_list_response }),
+          ...(request.expected_version !== undefined && {
+            expectedVersion: request.expected_version,
+          }),
+          setAttributes: toMap(request.set_attributes),
+          removeAttributes: request.remove_attributes,
+          ttlSeconds: request.ttl_seconds,
+        },
+        scope,
+      );
       return sessionMessage(updated);
     }),
-    TouchSession: unary<TouchSessionMessage>('TouchSession', context, async (request) => ({
-      expires_at_unix_ms: await service.touch(request.session_key, request.ttl_seconds),
+    TouchSession: unary<TouchSessionMessage>('TouchSession', context, async (request, scope) => ({
+      expires_at_unix_ms: await service.touch(request.session_key, request.ttl_seconds, scope),
     })),
-    ConsumeSession: unary<SessionKeyMessage>('ConsumeSession', context, async (request) =>
-      sessionMessage(await service.consume(request.session_key)),
+    ConsumeSession: unary<SessionKeyMessage>('ConsumeSession', context, async (request, scope) =>
+      sessionMessage(await service.consume(request.session_key, scope)),
     ),
-    DeleteSession: unary<SessionKeyMessage>('DeleteSession', context, async (request) => ({
-      deleted: await service.delete(request.session_key),
+    DeleteSession: unary<SessionKeyMessage>('DeleteSession', context, async (request, scope) => ({
+      deleted: await service.delete(request.session_key, scope),
     })),
-    RotateSessionKey: unary<SessionKeyMessage>('RotateSessionKey', context, async (request) => {
-      const rotated = await service.rotate(request.session_key);
-      return {
-        session_key: rotated.sessionKey,
-        expires_at_unix_ms: rotated.expiresAtMs,
-        version: rotated.version,
-      };
-    }),
+    RotateSessionKey: unary<SessionKeyMessage>(
+      'RotateSessionKey',
+      context,
+      async (request, scope) => {
+        const rotated = await service.rotate(request.session_key, scope);
+        return {
+          session_key: rotated.sessionKey,
+          expires_at_unix_ms: rotated.expiresAtMs,
+          version: rotated.version,
+        };
+      },
+    ),
   };
 }

@@ -1,6 +1,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { gunzipSync, inflateSync } from 'node:zlib';
+import type { CallScope } from '../../call-scope.ts';
 import { givenRequestId, requestId } from '../../request-id.ts';
 import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
 import { encodeHeaders } from './hpack.ts';
@@ -39,10 +40,15 @@ export class CallError extends Error {
 }
 
 /**
- * Takes one request message (unframed) and the call's request headers, and
- * resolves to one framed response message.
+ * Takes one request message (unframed), the call's request headers and the
+ * call itself as a CallScope (its deadline, and whether the client is gone),
+ * and resolves to one framed response message.
  */
-export type UnaryHandler = (request: Buffer, headers: RequestHeaders) => Promise<Buffer>;
+export type UnaryHandler = (
+  request: Buffer,
+  headers: RequestHeaders,
+  scope: CallScope,
+) => Promise<Buffer>;
 
 /** A call's request headers by lowercase name; pseudo-headers (":path") included. */
 export type RequestHeaders = Readonly<Record<string, string | undefined>>;
@@ -277,7 +283,7 @@ export class LeanServer {
 }
 
 /** One RPC: reads length-prefixed messages, enforces the deadline, writes the reply. */
-class Call implements Expiring, StreamCall, StreamHandler {
+class Call implements CallScope, Expiring, StreamCall, StreamHandler {
   expiresAtMs = NO_DEADLINE;
   sweeperSlot = -1;
   onMessage: ((message: Buffer) => void) | undefined;
@@ -308,6 +314,15 @@ class Call implements Expiring, StreamCall, StreamHandler {
     this.#path = path;
     this.#headers = headers;
     this.#givenRequestId = givenRequestId(headers['x-request-id']);
+  }
+
+  get deadlineMs(): number {
+    return this.expiresAtMs;
+  }
+
+  /** The call has ended: replied, failed, past its deadline or reset by the client. */
+  get cancelled(): boolean {
+    return this.#done;
   }
 
   /** Ends a call its method's `admit` refused, before reading its body. */
@@ -499,7 +514,7 @@ class Call implements Expiring, StreamCall, StreamHandler {
     this.#request = undefined;
     let reply: Promise<Buffer>;
     try {
-      reply = method.unary(request, this.#headers);
+      reply = method.unary(request, this.#headers, this);
     } catch (error) {
       reply = Promise.reject(error);
     }

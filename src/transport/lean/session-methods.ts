@@ -34,29 +34,29 @@ export function sessionMethods(
   const touchAllowed = (headers: RequestHeaders) =>
     auth.check(headers.authorization, 'GetSession', true);
   return Object.fromEntries([
-    method('SetSession', async (request) =>
-      encodeSetSessionResponse(await service.set(decodeSetSession(request))),
+    method('SetSession', async (request, _headers, scope) =>
+      encodeSetSessionResponse(await service.set(decodeSetSession(request), scope)),
     ),
-    method('GetSession', async (request, headers) => {
+    method('GetSession', async (request, headers, scope) => {
       const { sessionKey, touch } = decodeGetSession(request);
       if (touch) touchAllowed(headers);
-      return encodeSession(await service.get(sessionKey, touch));
+      return encodeSession(await service.get(sessionKey, touch, scope));
     }),
-    method('UpdateSession', async (request) =>
-      encodeSession(await service.update(decodeUpdateSession(request))),
+    method('UpdateSession', async (request, _headers, scope) =>
+      encodeSession(await service.update(decodeUpdateSession(request), scope)),
     ),
-    method('TouchSession', async (request) => {
+    method('TouchSession', async (request, _headers, scope) => {
       const { sessionKey, ttlSeconds } = decodeTouchSession(request);
-      return encodeTouchSessionResponse(await service.touch(sessionKey, ttlSeconds));
+      return encodeTouchSessionResponse(await service.touch(sessionKey, ttlSeconds, scope));
     }),
-    method('ConsumeSession', async (request) =>
-      encodeSession(await service.consume(decodeSessionKey(request))),
+    method('ConsumeSession', async (request, _headers, scope) =>
+      encodeSession(await service.consume(decodeSessionKey(request), scope)),
     ),
-    method('DeleteSession', async (request) =>
-      encodeDeleteSessionResponse(await service.delete(decodeSessionKey(request))),
+    method('DeleteSession', async (request, _headers, scope) =>
+      encodeDeleteSessionResponse(await service.delete(decodeSessionKey(request), scope)),
     ),
-    method('RotateSessionKey', async (request) =>
-      encodeRotateSessionKeyResponse(await service.rotate(decodeSessionKey(request))),
+    method('RotateSessionKey', async (request, _headers, scope) =>
+      encodeRotateSessionKeyResponse(await service.rotate(decodeSessionKey(request), scope)),
     ),
   ]);
 }
