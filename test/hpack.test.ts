@@ -8,8 +8,10 @@ import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import {
   encodeHeaders,
+  HeaderListFlood,
   HeaderListTooLarge,
   HpackDecoder,
+  HpackEncoder,
   HpackError,
   MalformedHeaderList,
 } from '../src/transport/lean/hpack.ts';
@@ -346,6 +348,145 @@ describe('HPACK decoder: header lists', () => {
   });
 });
 
+describe('HPACK decoder: the field rules of RFC 9113 8.2', () => {
+  const literal = (name: string, value: string) => [0x00, ...raw(name), ...raw(value)];
+  const cases: [string, number[][], RegExp][] = [
+    ['a pseudo-header after a regular field', [literal('a', '1'), [0x83]], /:method after/],
+    ['a repeated pseudo-header', [[0x83], [0x82]], /:method repeated/],
+    ['connection', [[0x83], literal('connection', 'keep-alive')], /connection-specific/],
+    ['keep-alive', [literal('keep-alive', '5')], /connection-specific/],
+    ['proxy-connection', [literal('proxy-connection', 'x')], /connection-specific/],
+    ['transfer-encoding', [literal('transfer-encoding', 'chunked')], /connection-specific/],
+    ['upgrade', [literal('upgrade', 'h2c')], /connection-specific/],
+    ['te other than trailers', [literal('te', 'gzip')], /te other than/],
+  ];
+  for (const [name, fields, message] of cases) {
+    it(`${name} is MalformedHeaderList, after the whole block`, () => {
+      const decoder = new HpackDecoder();
+      const block = Buffer.from([...fields.flat(), 0x40, ...raw('kept'), ...raw('1')]);
+      assert.throws(() => decoder.decode(block, 65_536), message);
+      assert.throws(() => decoder.decode(block, 65_536), MalformedHeaderList);
+      assert.deepEqual(table(decoder)[0], ['kept', '1'], 'the table took what followed');
+    });
+  }
+
+  it('allows te: trailers and counts the pseudo-header fields', () => {
+    const decoder = new HpackDecoder();
+    const block = Buffer.from([0x83, 0x86, 0x84, ...literal('te', 'trailers')]);
+    assert.deepEqual(
+      decoder.decode(block, 65_536),
+      headers([':method', 'POST'], [':scheme', 'http'], [':path', '/'], ['te', 'trailers']),
+    );
+    assert.equal(decoder.pseudoCount, 3);
+    decoder.decode(Buffer.from(literal('a', '1')), 65_536);
+    assert.equal(decoder.pseudoCount, 0);
+  });
+
+  it('stops at once, with HeaderListFlood, for a list twice the limit (an HPACK bomb)', () => {
+    const decoder = new HpackDecoder();
+    // One 4 KB entry, then references to it: the list grows 4 KB per octet.
+    const entry = [0x40, ...raw('x'), ...raw('v'.repeat(4000))];
+    const block = Buffer.from([...entry, ...Array.from({ length: 10_000 }, () => 0xbe)]);
+    assert.throws(() => decoder.decode(block, 65_536), HeaderListFlood);
+    assert.throws(
+      () => new HpackDecoder().decode(Buffer.from([...entry, 0xbe, 0xbe]), 8_100),
+      HeaderListTooLarge,
+      'under twice the limit it is only too large',
+    );
+  });
+});
+
+describe('HpackEncoder: a connection table the peer keeps in step', () => {
+  const RESPONSE = Object.freeze([
+    Object.freeze([':status', '200'] as const),
+    Object.freeze(['content-type', 'application/grpc'] as const),
+  ]);
+  const INDEXED = ['content-type', 'grpc-status'];
+
+  it('sends a repeating field once, then one-octet references; per-call fields stay literals', () => {
+    const encoder = new HpackEncoder(INDEXED);
+    const decoder = new HpackDecoder();
+    const first = encoder.encodeConstant(RESPONSE);
+    assert.deepEqual(
+      decoder.decode(first, Infinity),
+      headers(...RESPONSE.map(([n, v]) => [n, v] as [string, string])),
+    );
+    const second = encoder.encodeConstant(RESPONSE);
+    assert.deepEqual(
+      [...second],
+      [0x88, 0xbe],
+      ':status 200 from the static table, content-type at 62',
+    );
+    assert.equal(
+      encoder.encodeConstant(RESPONSE),
+      second,
+      'the same block while the table is unchanged',
+    );
+    const withId = encoder.encode([...RESPONSE, ['x-request-id', 'abc']]);
+    assert.deepEqual(decoder.decode(withId, Infinity)['x-request-id'], 'abc');
+    assert.deepEqual(table(decoder), [['content-type', 'application/grpc']]);
+  });
+
+  it('announces a smaller peer table at the start of the next block, smallest first', () => {
+    const encoder = new HpackEncoder(INDEXED);
+    encoder.encodeConstant(RESPONSE);
+    encoder.setPeerTableSize(0);
+    encoder.setPeerTableSize(1024);
+    const block = encoder.encodeConstant(RESPONSE);
+    assert.deepEqual([...block.subarray(0, 4)], [0x20, ...int(1024, 5, 0x20)]);
+    const decoder = new HpackDecoder();
+    assert.deepEqual(
+      decoder.decode(block, Infinity),
+      headers([':status', '200'], ['content-type', 'application/grpc']),
+    );
+    encoder.setPeerTableSize(8192);
+    assert.deepEqual(
+      [...encoder.encodeConstant(RESPONSE).subarray(0, 3)],
+      int(4096, 5, 0x20),
+      'up to its own ceiling',
+    );
+  });
+
+  it('keeps any sequence of blocks and table changes decodable by the peer', () => {
+    const value = fc.oneof(
+      fc.constantFrom('0', '5', '14', 'application/grpc'),
+      fc.string({ maxLength: 200 }).map((v) => v.replace(/[^\x20-\x7e]/g, 'x')),
+    );
+    const field = fc.tuple(
+      fc.constantFrom('content-type', 'grpc-status', 'x-request-id', 'grpc-message'),
+      value,
+    );
+    const step = fc.oneof(
+      fc.record({ fields: fc.array(field, { maxLength: 5 }) }),
+      fc.record({ size: fc.integer({ min: 0, max: 8192 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        const encoder = new HpackEncoder(INDEXED);
+        const decoder = new HpackDecoder();
+        let size = 4096;
+        let owed = false;
+        for (const next of steps) {
+          if ('size' in next) {
+            owed ||= Math.min(next.size, 4096) !== size;
+            size = Math.min(next.size, 4096);
+            encoder.setPeerTableSize(next.size);
+            continue;
+          }
+          const block = encoder.encode(next.fields);
+          if (owed) {
+            // The first octet must be a size update; the decoder checks the table against it.
+            assert.equal((block[0] as number) & 0xe0, 0x20);
+            owed = false;
+          }
+          assert.deepEqual(decoder.decode(block, Infinity), headers(...next.fields));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('HPACK decoder: malformed blocks', () => {
   const cases: [string, number[], RegExp][] = [
     ['a table size update above maxTableSize', int(4097, 5, 0x20), /table size 4097 above 4096/],
@@ -463,23 +604,39 @@ describe('HPACK encoder', () => {
       Array.from({ length: to - from + 1 }, (_, i) => String.fromCharCode(from + i));
     const nameChar = fc.constantFrom(...chars(0x21, 0x7e).filter((c) => c < 'A' || c > 'Z'));
     const valueChar = fc.constantFrom(...chars(0x20, 0x7e), ...chars(0xa0, 0xff));
+    // Lists RFC 9113 8.2 allows: pseudo-header fields first and once each,
+    // no connection-specific field; the rules themselves are tested below.
+    const forbidden = new Set([
+      'connection',
+      'keep-alive',
+      'proxy-connection',
+      'te',
+      'transfer-encoding',
+      'upgrade',
+    ]);
     const name = fc.oneof(
       fc.constantFrom(
-        ':status',
         'content-type',
         'grpc-status',
         'www-authenticate',
         '__proto__',
         'constructor',
       ),
-      fc.string({ unit: nameChar, minLength: 1, maxLength: 20 }),
+      fc
+        .string({ unit: nameChar, minLength: 1, maxLength: 20 })
+        .filter((n) => !n.startsWith(':') && !forbidden.has(n)),
     );
     const value = fc.oneof(
       fc.constantFrom('200', '404', ''),
       fc.string({ unit: valueChar, maxLength: 300 }),
     );
+    const pseudo = fc.uniqueArray(
+      fc.tuple(fc.constantFrom(':status', ':path', ':method', ':authority'), value),
+      { selector: ([n]) => n, maxLength: 4 },
+    );
     fc.assert(
-      fc.property(fc.array(fc.tuple(name, value), { maxLength: 12 }), (fields) => {
+      fc.property(pseudo, fc.array(fc.tuple(name, value), { maxLength: 12 }), (first, rest) => {
+        const fields = [...first, ...rest];
         assert.deepEqual(
           new HpackDecoder().decode(encodeHeaders(fields), Infinity),
           headers(...fields),

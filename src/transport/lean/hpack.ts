@@ -1,6 +1,6 @@
 /**
- * HPACK (RFC 7541) for the lean HTTP/2 transport: a decoder that keeps one
- * connection's dynamic table, and a stateless encoder for responses.
+ * HPACK (RFC 7541) for the lean HTTP/2 transport: a decoder and an encoder
+ * that each keep one connection's dynamic table, and a stateless encoder.
  *
  * The decoder is on every request's path, so the common case after the first
  * request of a connection (fields that are 1- or 2-byte references into the
@@ -22,10 +22,34 @@ export class HeaderListTooLarge extends HpackError {
   override name = 'HeaderListTooLarge';
 }
 
-/** A header block that decodes but names a field in uppercase: the table stayed in step, only the stream fails. */
+/**
+ * A header block that decodes but breaks a field rule of RFC 9113 8.2: the
+ * table stayed in step, only the stream fails.
+ */
 export class MalformedHeaderList extends HpackError {
   override name = 'MalformedHeaderList';
 }
+
+/**
+ * A header list far beyond the limit (an HPACK bomb: one large table entry
+ * referenced thousands of times). Decoding stops at once: the connection must
+ * end, so the table need not stay in step.
+ */
+export class HeaderListFlood extends HpackError {
+  override name = 'HeaderListFlood';
+}
+
+/** Fields that HTTP/2 forbids (RFC 9113 8.2.2); `te` is allowed with the value "trailers" only. */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+/** A list this many times the limit is an attack, not a mistake. */
+const FLOOD_FACTOR = 2;
+const COLON = 0x3a;
 
 function hasUppercase(name: string): boolean {
   for (let i = 0; i < name.length; i++) {
@@ -286,6 +310,8 @@ export class HpackDecoder {
   readonly #values: string[];
   /** Entries whose name has an uppercase letter: while none, lookups need no check. */
   #uppercaseNames = 0;
+  /** How many pseudo-header fields the last block held (they are unique and come first). */
+  pseudoCount = 0;
 
   /** maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we advertise (4096). */
   constructor(maxTableSize = 4096) {
@@ -306,7 +332,10 @@ export class HpackDecoder {
    * HeaderListTooLarge, and when a name has an uppercase letter
    * MalformedHeaderList, both only after decoding the whole block, so the
    * dynamic table stays in step with the peer's and the connection goes on
-   * without the stream.
+   * without the stream. MalformedHeaderList also covers the other field rules
+   * of RFC 9113 8.2 that hold in every block: pseudo-header fields first and
+   * each at most once, no connection-specific field, `te` only "trailers".
+   * A list over FLOOD_FACTOR times the limit throws HeaderListFlood at once.
    */
   decode(block: Buffer, maxListSize: number): Record<string, string> {
     // The same null prototype as Object.create(null), whose object V8 keeps in
@@ -316,6 +345,10 @@ export class HpackDecoder {
     let pos = 0;
     let listSize = 0;
     let uppercase = false;
+    let malformed: string | undefined;
+    let pseudoCount = 0;
+    let regularSeen = false;
+    const floodSize = FLOOD_FACTOR * maxListSize;
     while (pos < end) {
       const first = block[pos++] as number;
       let name: string;
@@ -373,15 +406,28 @@ export class HpackDecoder {
         if (mask === 0x3f) this.#insert(name, value);
       }
       listSize += name.length + value.length + ENTRY_OVERHEAD;
-      if (listSize <= maxListSize) {
-        const previous = headers[name];
-        headers[name] = previous === undefined ? value : `${previous}, ${value}`;
+      if (listSize > maxListSize) {
+        if (listSize > floodSize) throw new HeaderListFlood(`header list over ${floodSize}`);
+        continue;
       }
+      const previous = headers[name];
+      if (name.charCodeAt(0) === COLON) {
+        pseudoCount++;
+        if (regularSeen) malformed ??= `pseudo-header ${name} after a regular field`;
+        if (previous !== undefined) malformed ??= `pseudo-header ${name} repeated`;
+      } else {
+        regularSeen = true;
+        if (CONNECTION_SPECIFIC.has(name)) malformed ??= `connection-specific field ${name}`;
+        else if (name === 'te' && value !== 'trailers') malformed ??= 'te other than "trailers"';
+      }
+      headers[name] = previous === undefined ? value : `${previous}, ${value}`;
     }
+    this.pseudoCount = pseudoCount;
     if (listSize > maxListSize) {
       throw new HeaderListTooLarge(`header list size ${listSize} above ${maxListSize}`);
     }
     if (uppercase) throw new MalformedHeaderList('a header name has an uppercase letter');
+    if (malformed !== undefined) throw new MalformedHeaderList(malformed);
     return headers;
   }
 
@@ -416,44 +462,177 @@ export class HpackDecoder {
   }
 }
 
+export type HeaderFields = ReadonlyArray<readonly [string, string]>;
+
 /**
- * Encodes a header list for a response, each field as a literal without
- * indexing (with the static-table index of its name where there is one) and
- * strings as raw latin1 octets; ':status' 200 is the one-octet 0x88. Nothing
- * enters the peer's dynamic table, so the encoder keeps no state and need not
- * follow the peer's SETTINGS_HEADER_TABLE_SIZE. Names must already be
+ * Encodes a header list statelessly: each field a literal without indexing
+ * (with the static-table index of its name where there is one), strings as
+ * raw latin1 octets; ':status' 200 is the one-octet 0x88. For tests and for
+ * blocks that must not touch a connection's table. Names must already be
  * lowercase, and values latin1 (gRPC's are ASCII).
  */
-export function encodeHeaders(fields: ReadonlyArray<readonly [string, string]>): Buffer {
-  // Each integer takes at most 5 octets here: a bound instead of a sizing pass.
-  let bound = 0;
-  for (const [name, value] of fields) bound += name.length + value.length + 11;
-  const out = Buffer.allocUnsafe(bound) as Latin1Buffer;
+export function encodeHeaders(fields: HeaderFields): Buffer {
+  const out = Buffer.allocUnsafe(literalBound(fields)) as Latin1Buffer;
   let pos = 0;
-  for (const [name, value] of fields) {
-    if (name === ':status' && value === '200') {
-      out[pos++] = 0x88;
-      continue;
-    }
-    const index = STATIC_NAME_INDEX.get(name);
-    if (index === undefined) {
-      out[pos++] = 0;
-      pos = writeString(out, pos, name);
-    } else {
-      pos = writeInt(out, pos, index, 0x0f);
-    }
-    pos = writeString(out, pos, value);
-  }
+  for (const [name, value] of fields) pos = writeField(out, pos, name, value);
   return out.subarray(0, pos);
 }
 
-/** An integer with an n-bit prefix (mask = 2^n - 1), the other prefix bits 0. */
-function writeInt(out: Buffer, pos: number, value: number, mask: number): number {
-  if (value < mask) {
-    out[pos++] = value;
+/** What a field list may take as literals: each integer at most 5 octets. */
+function literalBound(fields: HeaderFields): number {
+  let bound = 0;
+  for (const [name, value] of fields) bound += name.length + value.length + 11;
+  return bound;
+}
+
+/** One field as a literal without indexing, or :status 200 from the static table. */
+function writeField(out: Latin1Buffer, pos: number, name: string, value: string): number {
+  if (name === ':status' && value === '200') {
+    out[pos++] = 0x88;
     return pos;
   }
-  out[pos++] = mask;
+  const index = STATIC_NAME_INDEX.get(name);
+  if (index === undefined) {
+    out[pos++] = 0;
+    pos = writeString(out, pos, name);
+  } else {
+    pos = writeInt(out, pos, index, 0x0f);
+  }
+  return writeString(out, pos, value);
+}
+
+/**
+ * One connection's encoder (RFC 7541), for the blocks a peer's decoder reads
+ * in order. Fields whose name is in `indexedNames` (the ones that repeat
+ * reply after reply, such as content-type and grpc-status) enter the peer's
+ * dynamic table the first time and are one-octet references after that;
+ * every other field is a literal without indexing, so per-call values (a
+ * request id, a status message) never churn the table. The table follows the
+ * peer's SETTINGS_HEADER_TABLE_SIZE, and a change is announced at the start
+ * of the next block (RFC 7541 4.2), which decoders built on nghttp2 require.
+ *
+ * Most blocks a server sends are the same few constant lists, so a block is
+ * remembered per list (by identity) until the table changes.
+ */
+export class HpackEncoder {
+  readonly #indexedNames: ReadonlySet<string>;
+  /** The most this encoder will use of the peer's table. */
+  readonly #ceiling: number;
+  #max: number;
+  #size = 0;
+  /** Entries oldest first; `#first` is the insertion number of entries[0]. */
+  #entries: Array<{ readonly key: string; readonly size: number }> = [];
+  #first = 0;
+  /** Insertion number of each entry by name and value. */
+  readonly #numbers = new Map<string, number>();
+  /** Size updates owed to the peer: the smallest since the last block, then the final one. */
+  #smallestUpdate = -1;
+  #finalUpdate = -1;
+  /** Bumped on every change of the table; remembered blocks of an older epoch are stale. */
+  #epoch = 0;
+  readonly #remembered = new Map<HeaderFields, { epoch: number; block: Buffer }>();
+
+  constructor(indexedNames: Iterable<string>, ceiling = 4096) {
+    this.#indexedNames = new Set(indexedNames);
+    this.#ceiling = ceiling;
+    this.#max = ceiling;
+  }
+
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE. */
+  setPeerTableSize(size: number): void {
+    const max = Math.min(size, this.#ceiling);
+    if (max === this.#max) return;
+    this.#max = max;
+    this.#smallestUpdate = this.#smallestUpdate < 0 ? max : Math.min(this.#smallestUpdate, max);
+    this.#finalUpdate = max;
+    while (this.#size > max) this.#evict();
+    this.#epoch++;
+  }
+
+  /** The block for `fields`, which the peer must decode next of all blocks. */
+  encode(fields: HeaderFields): Buffer {
+    return this.#encode(fields);
+  }
+
+  /**
+   * Like encode, for a list that never changes (it is remembered by
+   * identity): while the table stays as it was, the same block is reused.
+   */
+  encodeConstant(fields: HeaderFields): Buffer {
+    const remembered = this.#remembered.get(fields);
+    if (remembered !== undefined && remembered.epoch === this.#epoch) return remembered.block;
+    const before = this.#epoch;
+    const block = this.#encode(fields);
+    // A block that changed the table (an insertion, a size update) must not be sent twice.
+    if (this.#epoch === before) this.#remembered.set(fields, { epoch: before, block });
+    return block;
+  }
+
+  #encode(fields: HeaderFields): Buffer {
+    // Two size updates of at most 5 octets each, then the fields.
+    const out = Buffer.allocUnsafe(literalBound(fields) + 12) as Latin1Buffer;
+    let pos = 0;
+    if (this.#finalUpdate >= 0) {
+      if (this.#smallestUpdate < this.#finalUpdate) {
+        pos = writeInt(out, pos, this.#smallestUpdate, 0x1f, 0x20);
+      }
+      pos = writeInt(out, pos, this.#finalUpdate, 0x1f, 0x20);
+      this.#smallestUpdate = this.#finalUpdate = -1;
+      this.#epoch++;
+    }
+    for (const [name, value] of fields) {
+      if (!this.#indexedNames.has(name)) {
+        pos = writeField(out, pos, name, value);
+        continue;
+      }
+      const key = `${name}\0${value}`;
+      const number = this.#numbers.get(key);
+      if (number !== undefined) {
+        const newest = this.#first + this.#entries.length - 1;
+        pos = writeInt(out, pos, STATIC_COUNT + 1 + newest - number, 0x7f, 0x80);
+        continue;
+      }
+      // A literal with incremental indexing, by static name index where there is one.
+      const index = STATIC_NAME_INDEX.get(name);
+      if (index === undefined) {
+        out[pos++] = 0x40;
+        pos = writeString(out, pos, name);
+      } else {
+        pos = writeInt(out, pos, index, 0x3f, 0x40);
+      }
+      pos = writeString(out, pos, value);
+      this.#insert(key, name.length + value.length + ENTRY_OVERHEAD);
+    }
+    return out.subarray(0, pos);
+  }
+
+  #insert(key: string, size: number): void {
+    this.#epoch++;
+    // An entry larger than the table empties it and is not added (RFC 7541 4.4).
+    while (this.#entries.length > 0 && this.#size + size > this.#max) this.#evict();
+    if (size > this.#max) return;
+    this.#numbers.set(key, this.#first + this.#entries.length);
+    this.#entries.push({ key, size });
+    this.#size += size;
+  }
+
+  #evict(): void {
+    const oldest = this.#entries.shift();
+    if (oldest === undefined) return;
+    this.#numbers.delete(oldest.key);
+    this.#first++;
+    this.#size -= oldest.size;
+    this.#epoch++;
+  }
+}
+
+/** An integer with an n-bit prefix (mask = 2^n - 1) after the pattern bits `high`. */
+function writeInt(out: Buffer, pos: number, value: number, mask: number, high = 0): number {
+  if (value < mask) {
+    out[pos++] = high | value;
+    return pos;
+  }
+  out[pos++] = high | mask;
   for (value -= mask; value >= 0x80; value >>>= 7) out[pos++] = (value & 0x7f) | 0x80;
   out[pos++] = value;
   return pos;
