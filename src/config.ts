@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { digestToken, PERMISSIONS, type Permission, type TokenGrant } from './auth.ts';
+import type { Http2Limits } from './transport/lean/http2-limits.ts';
 
 /** Everything the service reads from its environment, parsed once at start. */
 export interface Config {
@@ -24,7 +25,12 @@ export interface Config {
   readonly auth: AuthConfig | undefined;
   /** TLS on the gRPC and HTTP ports; absent: plaintext. */
   readonly tls: TlsConfig | undefined;
+  /** What one HTTP/2 peer may make the lean transport hold or do. */
+  readonly http2: Http2Limits;
 }
+
+/** Room for keys, attribute names and framing beside a session's own bytes, in one gRPC message. */
+export const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
 
 export interface AuthConfig {
   /** Digests only: the tokens themselves are not kept. */
@@ -172,6 +178,16 @@ const ENV = z.object({
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  H2_MAX_CONCURRENT_STREAMS: integer(1, 1_000_000).default(1000),
+  H2_CONNECTION_WINDOW: integer(65_535, 2 ** 31 - 1).default(4 * 1024 * 1024),
+  H2_MAX_BUFFERED_BYTES: integer(65_535, Number.MAX_SAFE_INTEGER).default(32 * 1024 * 1024),
+  H2_MAX_UNSENT_BYTES: integer(16 * 1024, Number.MAX_SAFE_INTEGER).default(4 * 1024 * 1024),
+  H2_WRITE_STALL_TIMEOUT: duration(100).default(10_000),
+  H2_IDLE_TIMEOUT: duration(1000).default(300_000),
+  H2_HANDSHAKE_TIMEOUT: duration(100).default(10_000),
+  H2_MAX_CONNECTIONS: integer(1, 1_000_000).default(4096),
+  H2_RESET_BURST: integer(1, 1_000_000).default(1000),
+  H2_RESETS_PER_SECOND: integer(1, 1_000_000).default(33),
 });
 
 /** Variables whose values never appear in an error message. */
@@ -397,6 +413,7 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
   const auth = authConfig(e);
+  const http2 = http2Limits(e, session);
   const workers = e.WORKERS === 'auto' ? (redis ? availableParallelism() : 1) : e.WORKERS;
   return Object.freeze({
     host: e.HOST,
@@ -411,6 +428,32 @@ export function loadConfig(env: Env = process.env): Config {
     memoryMaxBytes: e.MEMORY_MAX_BYTES,
     auth: auth && Object.freeze({ tokens: Object.freeze(auth.tokens) }),
     tls: tlsConfig(e),
+    http2,
+  });
+}
+
+function http2Limits(e: z.infer<typeof ENV>, session: SessionLimits): Http2Limits {
+  // A unary request is held whole until it ends, so the largest must fit in a connection's window.
+  const largestRequest = session.maxBytes + MESSAGE_OVERHEAD_BYTES + 5;
+  if (e.H2_CONNECTION_WINDOW < largestRequest)
+    throw new ConfigError(
+      `invalid configuration:\n  H2_CONNECTION_WINDOW=${e.H2_CONNECTION_WINDOW}: must hold the largest request (${largestRequest} bytes with SESSION_MAX_BYTES=${session.maxBytes})`,
+    );
+  if (e.H2_MAX_BUFFERED_BYTES < e.H2_CONNECTION_WINDOW)
+    throw new ConfigError(
+      `invalid configuration:\n  H2_MAX_BUFFERED_BYTES=${e.H2_MAX_BUFFERED_BYTES}: must be at least H2_CONNECTION_WINDOW (${e.H2_CONNECTION_WINDOW})`,
+    );
+  return Object.freeze({
+    maxConcurrentStreams: e.H2_MAX_CONCURRENT_STREAMS,
+    connectionWindowBytes: e.H2_CONNECTION_WINDOW,
+    maxBufferedRequestBytes: e.H2_MAX_BUFFERED_BYTES,
+    maxUnsentBytes: e.H2_MAX_UNSENT_BYTES,
+    writeStallTimeoutMs: e.H2_WRITE_STALL_TIMEOUT,
+    idleTimeoutMs: e.H2_IDLE_TIMEOUT,
+    handshakeTimeoutMs: e.H2_HANDSHAKE_TIMEOUT,
+    maxConnections: e.H2_MAX_CONNECTIONS,
+    resetBurst: e.H2_RESET_BURST,
+    resetsPerSecond: e.H2_RESETS_PER_SECOND,
   });
 }
 

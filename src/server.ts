@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Server, ServerCredentials, type ServiceDefinition, status } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { Authenticator } from './auth.ts';
-import type { Config } from './config.ts';
+import { type Config, MESSAGE_OVERHEAD_BYTES } from './config.ts';
 import { createHttpServer } from './http/http-server.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
@@ -19,9 +19,6 @@ import { LeanServer } from './transport/lean/http2-server.ts';
 import { sessionMethods } from './transport/lean/session-methods.ts';
 import { packageDefinition, SERVICE_NAME } from './transport/proto.ts';
 import { statusName, toStatus } from './transport/status.ts';
-
-/** Room for keys, attribute names and framing beside the session's own bytes. */
-const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
 
 export interface SessionServer {
   /** Binds and starts serving; resolves to the bound ports (useful with PORT=0). */
@@ -113,6 +110,7 @@ function leanTransport(
   const server = new LeanServer({
     maxReceiveBytes: maxMessageBytes,
     maxSendBytes: maxMessageBytes,
+    limits: config.http2,
     statusOf: (error, path, requestId) => {
       const result = toStatus(error);
       if (result.code === status.INTERNAL) {

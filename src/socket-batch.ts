@@ -14,6 +14,7 @@ const COPY_LIMIT = 4096;
 export class SocketBatch {
   readonly #socket: Socket;
   readonly #maxUnsentBytes: number;
+  readonly #onFlushed: (() => void) | undefined;
   #arena = Buffer.allocUnsafe(ARENA_BYTES);
   /** The arena holds pending bytes from #start to #end; what precedes #start was handed to the socket. */
   #start = 0;
@@ -21,10 +22,15 @@ export class SocketBatch {
   #chunks: Buffer[] = [];
   #scheduled = false;
 
-  /** A peer that stops reading while it is owed more than `maxUnsentBytes` is cut off. */
-  constructor(socket: Socket, maxUnsentBytes: number) {
+  /**
+   * A peer that stops reading while it is owed more than `maxUnsentBytes` is
+   * cut off. `onFlushed` runs after each write, for owners that hold a peer
+   * to a lower limit of their own (socket.writableLength says what is unsent).
+   */
+  constructor(socket: Socket, maxUnsentBytes: number, onFlushed?: () => void) {
     this.#socket = socket;
     this.#maxUnsentBytes = maxUnsentBytes;
+    this.#onFlushed = onFlushed;
   }
 
   /** The buffer `claim` returns offsets into; valid until the next claim or append. */
@@ -74,6 +80,7 @@ export class SocketBatch {
       socket.uncork();
     }
     if (socket.writableLength > this.#maxUnsentBytes) socket.destroy();
+    else this.#onFlushed?.();
   }
 
   #schedule(): void {

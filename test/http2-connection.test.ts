@@ -1,12 +1,32 @@
 import assert from 'node:assert/strict';
 import { connect as connectHttp2 } from 'node:http2';
-import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { encodeHeaders } from '../src/transport/lean/hpack.ts';
 import { PROTO_FILE, SERVICE_NAME } from '../src/transport/proto.ts';
 import { rawClient } from './support/grpc.ts';
+import {
+  ACK,
+  CANCEL,
+  COMPRESSION_ERROR,
+  CONTINUATION,
+  DATA,
+  END_HEADERS,
+  END_STREAM,
+  ENHANCE_YOUR_CALM,
+  FRAME_SIZE_ERROR,
+  HEADERS,
+  PING,
+  PROTOCOL_ERROR,
+  RawPeer,
+  REFUSED_STREAM,
+  RST_STREAM,
+  requestBlock,
+  resetCode,
+  SETTINGS,
+  WINDOW_UPDATE,
+} from './support/raw-peer.ts';
 import { startServer, type TestServer } from './support/server.ts';
 import { h2Frame as frame } from './support/wire.ts';
 
@@ -14,124 +34,6 @@ import { h2Frame as frame } from './support/wire.ts';
 // frames by hand: what a misbehaving or hostile peer gets, and flow control
 // against a client with tiny windows. The friendly paths (grpc-js, grpcio,
 // grpc-go) are in transport-conformance.test.ts.
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const DATA = 0x0;
-const HEADERS = 0x1;
-const RST_STREAM = 0x3;
-const SETTINGS = 0x4;
-const PING = 0x6;
-const GOAWAY = 0x7;
-const WINDOW_UPDATE = 0x8;
-const CONTINUATION = 0x9;
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-
-const PROTOCOL_ERROR = 0x1;
-const FRAME_SIZE_ERROR = 0x6;
-const REFUSED_STREAM = 0x7;
-const CANCEL = 0x8;
-const COMPRESSION_ERROR = 0x9;
-const ENHANCE_YOUR_CALM = 0xb;
-
-interface Frame {
-  type: number;
-  flags: number;
-  stream: number;
-  payload: Buffer;
-}
-
-const requestBlock = (method: string) =>
-  encodeHeaders([
-    [':method', 'POST'],
-    [':scheme', 'http'],
-    [':path', `/${SERVICE_NAME}/${method}`],
-    [':authority', 'localhost'],
-    ['content-type', 'application/grpc'],
-    ['te', 'trailers'],
-  ]);
-
-/** A client that writes raw frames and records every frame the server sends. */
-class RawPeer {
-  readonly frames: Frame[] = [];
-  readonly closed: Promise<void>;
-  readonly #socket: Socket;
-  #input = Buffer.alloc(0);
-  #waiters: Array<() => void> = [];
-
-  private constructor(socket: Socket) {
-    this.#socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.#input = Buffer.concat([this.#input, chunk]);
-      while (this.#input.length >= 9) {
-        const length = this.#input.readUIntBE(0, 3);
-        if (this.#input.length < 9 + length) break;
-        this.frames.push({
-          type: this.#input[3] as number,
-          flags: this.#input[4] as number,
-          stream: this.#input.readUInt32BE(5) & 0x7fff_ffff,
-          payload: this.#input.subarray(9, 9 + length),
-        });
-        this.#input = this.#input.subarray(9 + length);
-      }
-      for (const wake of this.#waiters.splice(0)) wake();
-    });
-    socket.on('error', () => {});
-    this.closed = new Promise((resolve) =>
-      socket.once('close', () => {
-        for (const wake of this.#waiters.splice(0)) wake();
-        resolve();
-      }),
-    );
-  }
-
-  /** Connects, sends the preface and empty SETTINGS, and acknowledges the server's. */
-  static async open(port: number, preface = true): Promise<RawPeer> {
-    const socket = connect(port, '127.0.0.1');
-    await new Promise((resolve) => socket.once('connect', resolve));
-    const peer = new RawPeer(socket);
-    if (preface) {
-      peer.send(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0), frame(SETTINGS, ACK, 0)]));
-    }
-    return peer;
-  }
-
-  send(bytes: Buffer): void {
-    this.#socket.write(bytes);
-  }
-
-  /** The first frame (old or new) that matches, or a failure after `timeoutMs`. */
-  async next(match: (frame: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.frames.find(match);
-      if (found) return found;
-      if (this.#socket.destroyed) throw new Error('connection closed before the frame came');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('timed out waiting for a frame');
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** The error code of the server's GOAWAY. */
-  async goaway(): Promise<number> {
-    const away = await this.next((f) => f.type === GOAWAY);
-    return away.payload.readUInt32BE(4);
-  }
-
-  destroy(): void {
-    this.#socket.destroy();
-  }
-}
-
-const resetCode = (f: Frame) => f.payload.readUInt32BE(0);
 
 describe('HTTP/2 connection layer', () => {
   let server: TestServer;

@@ -1,7 +1,8 @@
-import { loadConfig } from '../../src/config.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createServer, type SessionServer } from '../../src/server.ts';
 import { createStore } from '../../src/store/create-store.ts';
+import type { SessionStore } from '../../src/store/store.ts';
 import { freePort, waitFor } from './ports.ts';
 
 export interface TestServer {
@@ -20,7 +21,12 @@ export interface TestServer {
  * unless `redisPort` is given. `env` overrides any configuration variable.
  */
 export async function startServer(
-  options: { redisPort?: number; env?: Record<string, string> } = {},
+  options: {
+    redisPort?: number;
+    env?: Record<string, string>;
+    /** A store of the test's own instead of the one the configuration selects. */
+    store?: (config: Config) => SessionStore;
+  } = {},
 ): Promise<TestServer> {
   const env: Record<string, string> = {
     HOST: '127.0.0.1',
@@ -35,7 +41,8 @@ export async function startServer(
   const boot = async (port: string) => {
     const config = loadConfig({ ...env, PORT: port });
     const logger = createLogger(config.logLevel);
-    const server = createServer(config, { store: createStore(config, logger), logger });
+    const store = options.store?.(config) ?? createStore(config, logger);
+    const server = createServer(config, { store, logger });
     const bound = await server.listen();
     await waitFor('the server to report SERVING', async () => server.health.status === 'SERVING');
     return { server, port: bound.grpc };

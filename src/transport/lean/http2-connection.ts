@@ -1,19 +1,35 @@
 import type { Socket } from 'node:net';
 import { SocketBatch } from '../../socket-batch.ts';
 import {
-  encodeHeaders,
+  DEFAULT_HEADER_TABLE_SIZE,
+  DEFAULT_MAX_FRAME,
+  DEFAULT_WINDOW,
+  Flag,
+  FRAME_HEADER_BYTES,
+  FrameType,
+  H2Error,
+  MAX_FRAME_SIZE_LIMIT,
+  MAX_WINDOW,
+  PREFACE,
+  Setting,
+} from './frames.ts';
+import {
+  type HeaderFields,
+  HeaderListFlood,
   HeaderListTooLarge,
   HpackDecoder,
+  HpackEncoder,
   HpackError,
   MalformedHeaderList,
 } from './hpack.ts';
+import { FIXED_LIMITS, type Http2Limits, RateBudget } from './http2-limits.ts';
 import { OpenStreams } from './open-streams.ts';
 
 /**
  * The server side of one HTTP/2 connection (RFC 9113) on a socket, reduced to
  * what a gRPC server needs: streams the client opens, flow control both ways,
  * SETTINGS, PING, GOAWAY and RST_STREAM. No server push, no priorities (they
- * are parsed and ignored, as the RFC allows).
+ * are checked and ignored, as the RFC allows).
  *
  * Why not node:http2: its JS layer (a Duplex stream and an event chain per
  * HTTP/2 stream, header objects built in C++ and copied to JS, one socket
@@ -22,68 +38,52 @@ import { OpenStreams } from './open-streams.ts';
  * sends goes into one arena, and the arena is written to the socket once per
  * turn of the event loop: the replies of all the calls that finished in that
  * turn go out in one write.
+ *
+ * A hostile peer is held to the limits of http2-limits.ts. Three rules carry
+ * most of the weight: a request's handler starts only once every frame of the
+ * read that completed it has been handled (a RST_STREAM in the same packet
+ * cancels it before it costs anything); a reset stream keeps its concurrency
+ * slot until its handler ends; and request bytes count against the
+ * connection's receive window until a handler takes them, not as they arrive.
  */
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-
-const DATA = 0x0;
-const HEADERS = 0x1;
-const PRIORITY = 0x2;
-const RST_STREAM = 0x3;
-const SETTINGS = 0x4;
-const PUSH_PROMISE = 0x5;
-const PING = 0x6;
-const GOAWAY = 0x7;
-const WINDOW_UPDATE = 0x8;
-const CONTINUATION = 0x9;
-
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY_FLAG = 0x20;
-
-const SETTINGS_HEADER_TABLE_SIZE = 0x1;
-const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
-const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
-const SETTINGS_MAX_FRAME_SIZE = 0x5;
-const SETTINGS_MAX_HEADER_LIST_SIZE = 0x6;
-
-/** HTTP/2 error codes (RFC 9113 section 7). */
-const H2Error = {
-  NO_ERROR: 0x0,
-  PROTOCOL_ERROR: 0x1,
-  INTERNAL_ERROR: 0x2,
-  FLOW_CONTROL_ERROR: 0x3,
-  STREAM_CLOSED: 0x5,
-  FRAME_SIZE_ERROR: 0x6,
-  REFUSED_STREAM: 0x7,
-  CANCEL: 0x8,
-  COMPRESSION_ERROR: 0x9,
-  ENHANCE_YOUR_CALM: 0xb,
-} as const;
-
-const FRAME_HEADER_BYTES = 9;
-const DEFAULT_WINDOW = 65_535;
-const MAX_WINDOW = 2 ** 31 - 1;
+/** Our SETTINGS_HEADER_TABLE_SIZE, and the most of the peer's table our encoder uses. */
+const HEADER_TABLE_BYTES = DEFAULT_HEADER_TABLE_SIZE;
 /** What we accept: the protocol's default, so we never advertise it. */
-const MAX_RECEIVE_FRAME = 16_384;
-const HEADER_TABLE_BYTES = 4096;
-/** The connection window we keep open for the peer; replenished as data arrives. */
-const CONNECTION_WINDOW = 16 * 1024 * 1024;
-/** Stream resets a peer may send: a burst, then a steady rate (nghttp2's defaults, CVE-2023-44487). */
-const RESET_BURST = 1000;
-const RESETS_PER_SECOND = 33;
-/** A peer that stops reading while we owe it this much output is cut off. */
-const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
-const HEADERS_TOO_LARGE = encodeHeaders([[':status', '431']]);
+const MAX_RECEIVE_FRAME = DEFAULT_MAX_FRAME;
+/** A hard stop for a peer that does not read, whatever else happens. */
+const MAX_UNSENT_HARD_BYTES = 64 * 1024 * 1024;
+/** How long a connection we failed may take to read our GOAWAY before the socket goes. */
+const FAILED_LINGER_MS = 1000;
+/** Response fields that repeat on every call: worth a place in the peer's HPACK table. */
+const INDEXED_RESPONSE_FIELDS = [
+  'content-type',
+  'grpc-accept-encoding',
+  'grpc-encoding',
+  'grpc-status',
+];
+/** How many recently closed streams we remember, to tell late frames from protocol errors. */
+const CLOSED_MEMORY = 1024;
+/** A closed stream whose peer may still have frames in flight (we ended it first). */
+const CLOSED_BY_US = 1;
+/** A closed stream the peer ended or reset: any DATA or HEADERS on it is an error. */
+const CLOSED_BY_PEER = 2;
+const HEADERS_TOO_LARGE: HeaderFields = Object.freeze([[':status', '431']] as const);
+/** The pseudo-header fields a request may carry (RFC 9113 8.3.1); the first three are required. */
+const REQUEST_PSEUDO = [':method', ':scheme', ':path', ':authority'] as const;
 
 export interface ConnectionOptions {
+  readonly limits: Http2Limits;
   /** Our per-stream receive window: room for one whole request message. */
   readonly initialWindowSize: number;
-  readonly maxConcurrentStreams: number;
-  readonly maxHeaderListSize: number;
-  /** A client opened a stream; `headers` hold its request headers, pseudo-headers included. */
+  /** Request bytes buffered across every connection of the server. */
+  readonly bufferBudget: BufferBudget;
+  /**
+   * A client opened a stream; `headers` hold its request headers,
+   * pseudo-headers included. Called once the read that opened it is
+   * handled, and only if it was not reset meanwhile; the callee sets
+   * `stream.handler`, or answers at once and leaves it unset.
+   */
   readonly onStream: (stream: H2Stream, headers: Record<string, string>) => void;
 }
 
@@ -91,9 +91,13 @@ export interface ConnectionOptions {
 export interface StreamHandler {
   /** A chunk of the request body. */
   requestData(chunk: Buffer): void;
-  /** The client has sent all of its request. */
+  /** The client has sent all of its request; called once the read that ended it is handled. */
   requestEnd(): void;
-  /** The stream ended before the server finished its reply: reset by the client or the connection was lost. */
+  /**
+   * The stream ended before the server finished its reply: reset by either
+   * side or the connection was lost. The stream keeps its concurrency slot
+   * until the handler calls `release()`.
+   */
   streamReset(): void;
 }
 
@@ -106,25 +110,50 @@ export class H2Stream {
   /** No more frames go out on it: the reply is complete or the stream was reset. */
   closed = false;
   remoteEnded = false;
+  /** The handler's work is over; until then a closed stream still holds its slot. */
+  released = false;
+  /** Closed but not released: it counts against the concurrency limit. */
+  lingering = false;
   sendWindow: number;
-  receiveUnacknowledged = 0;
+  /** What the peer may still send on this stream. */
+  receiveWindow: number;
+  /** Request bytes received that no handler has taken yet (they hold connection window). */
+  bufferedBytes = 0;
+  /** Bytes the handler consumed that have not been given back to the peer's stream window. */
+  unacknowledged = 0;
+  /** The request's content-length, or -1; and the DATA bytes received so far. */
+  expectedLength = -1;
+  receivedLength = 0;
   /** Data waiting for flow-control window, and the trailers to send after it. */
   pending: Buffer[] = [];
-  pendingTrailers: Buffer | undefined;
+  pendingTrailers: HeaderFields | undefined;
+  /** The request headers, until the stream's handler is told of it at the end of the read. */
+  requestHeaders: Record<string, string> | undefined;
+  /** Body chunks that arrived before the handler was told of the stream. */
+  earlyData: Buffer[] | undefined;
+  /** In the list of streams the end of the current read attends to. */
+  queued = false;
+  /** The handler has been told the request ended. */
+  endDelivered = false;
 
   constructor(
     readonly id: number,
     readonly connection: Http2Connection,
     sendWindow: number,
+    receiveWindow: number,
   ) {
     this.sendWindow = sendWindow;
+    this.receiveWindow = receiveWindow;
   }
 
-  /** Sends the response headers (an HPACK block); `endStream` makes it a trailers-only reply. */
-  respond(block: Buffer, endStream: boolean): void {
+  /**
+   * Sends the response headers; `endStream` makes it a trailers-only reply. A
+   * frozen field list is taken for a constant, whose encoding is reused.
+   */
+  respond(fields: HeaderFields, endStream: boolean): void {
     if (this.closed) return;
     this.headersSent = true;
-    this.connection.sendHeaders(this, block, endStream);
+    this.connection.sendHeaders(this, fields, endStream);
   }
 
   /** Sends body bytes, within the flow-control windows; the rest waits for WINDOW_UPDATE. */
@@ -133,52 +162,162 @@ export class H2Stream {
     this.connection.sendData(this, data);
   }
 
-  /** Sends the trailers (an HPACK block) after any data still waiting for window. */
-  end(trailers: Buffer): void {
+  /** Sends the trailers after any data still waiting for window. */
+  end(trailers: HeaderFields): void {
     if (this.closed) return;
     if (this.pending.length > 0) this.pendingTrailers = trailers;
     else this.connection.sendHeaders(this, trailers, true);
   }
+
+  /** The handler has taken `bytes` of a streaming request: the peer may send that much more. */
+  consume(bytes: number): void {
+    this.connection.consume(this, bytes);
+  }
+
+  /** The handler's work is over: the stream no longer holds a concurrency slot. */
+  release(): void {
+    this.connection.release(this);
+  }
 }
 
 /**
- * Frame parsing and the connection's state. The reading side is a loop over
- * whole frames in the bytes received; a frame cut by a chunk boundary waits
- * for the next chunk.
+ * Request bytes buffered by every connection of a server. Past the limit the
+ * connection holding the most is closed: a legitimate client's requests are
+ * complete as they arrive and hold nothing for long, so the one holding most
+ * is the one parking bodies.
+ */
+export class BufferBudget {
+  readonly #max: number;
+  readonly #holders = new Set<Http2Connection>();
+  #held = 0;
+
+  constructor(maxBytes: number) {
+    this.#max = maxBytes;
+  }
+
+  get held(): number {
+    return this.#held;
+  }
+
+  register(connection: Http2Connection): void {
+    this.#holders.add(connection);
+  }
+
+  unregister(connection: Http2Connection): void {
+    this.#holders.delete(connection);
+  }
+
+  hold(bytes: number): void {
+    this.#held += bytes;
+    while (this.#held > this.#max) {
+      let largest: Http2Connection | undefined;
+      for (const holder of this.#holders) {
+        if (!largest || holder.bufferedBytes > largest.bufferedBytes) largest = holder;
+      }
+      if (!largest || largest.bufferedBytes === 0) return;
+      largest.shed();
+    }
+  }
+
+  release(bytes: number): void {
+    this.#held -= bytes;
+  }
+}
+
+/**
+ * Frame parsing and the connection's state. Frames are parsed in place from
+ * each chunk the socket delivers; a frame cut by a chunk boundary is
+ * assembled in a buffer of its own size, so bytes arriving one at a time cost
+ * no more than bytes arriving together.
  */
 export class Http2Connection {
   readonly #socket: Socket;
   readonly #options: ConnectionOptions;
+  readonly #limits: Http2Limits;
   readonly #decoder = new HpackDecoder(HEADER_TABLE_BYTES);
+  readonly #encoder = new HpackEncoder(INDEXED_RESPONSE_FIELDS, HEADER_TABLE_BYTES);
   readonly #streams = new OpenStreams<H2Stream>();
-  #input: Buffer | undefined;
-  #prefaceSeen = false;
+  readonly #output: SocketBatch;
+  readonly #createdAt = Date.now();
+
+  // --- Reading state ---
+  #prefaceMatched = 0;
   #settingsSeen = false;
+  /** A frame begun in an earlier chunk: its bytes so far, in a buffer of its final size once the header is known. */
+  #partial: Buffer | undefined;
+  #partialFill = 0;
+  /** The rest of a chunk left for the next turn (fairness), while the socket is paused. */
+  #deferredInput: Buffer | undefined;
+  #readPausedForBacklog = false;
+  /** Streams opened or ended in the current read: their handlers hear of it once the read is handled. */
+  #ready: H2Stream[] = [];
+  /** A header block split over CONTINUATION frames. */
+  #continuation: { stream: number; flags: number; parts: Buffer[]; frames: number } | undefined;
   #lastStreamId = 0;
-  /** The peer's settings and the connection's flow-control state. */
+  /** Recently closed stream ids and who closed them (a ring). */
+  readonly #closedIds = new Uint32Array(CLOSED_MEMORY);
+  readonly #closedBy = new Uint8Array(CLOSED_MEMORY);
+  #closedNext = 0;
+
+  // --- Flow control ---
   #peerInitialWindow = DEFAULT_WINDOW;
-  #peerMaxFrame = 16_384;
+  #peerMaxFrame = DEFAULT_MAX_FRAME;
   #sendWindow = DEFAULT_WINDOW;
+  /** What the peer may still send on the connection. */
+  #receiveWindow = DEFAULT_WINDOW;
   #receiveUnacknowledged = 0;
+  /** Request bytes held for handlers that have not taken them. */
+  #buffered = 0;
   /** Streams with data waiting for window, in the order they blocked (an array, for the reason OpenStreams gives). */
   #blocked: H2Stream[] = [];
-  /** A header block split over CONTINUATION frames. */
-  #continuation: { stream: number; flags: number; parts: Buffer[]; bytes: number } | undefined;
-  #resetTokens = RESET_BURST;
-  #resetRefilledAt = Date.now();
+  #pendingBytes = 0;
+
+  // --- Abuse budgets ---
+  readonly #resets: RateBudget;
+  readonly #settingsFrames = new RateBudget(
+    FIXED_LIMITS.settingsBurst,
+    FIXED_LIMITS.settingsPerSecond,
+  );
+  readonly #emptyFrames = new RateBudget(
+    FIXED_LIMITS.emptyFrameBurst,
+    FIXED_LIMITS.emptyFramesPerSecond,
+  );
+  /** Control frames written since the socket last had nothing unsent. */
+  #controlFramesQueued = 0;
+  /** Closed streams whose handler still runs: they count against the concurrency limit. */
+  #lingering = 0;
+  /**
+   * Streams we ended whose last frame is still in the batch, not yet written:
+   * a stream is closed once its END_STREAM is sent (RFC 9113 5.1), so they
+   * count against the concurrency limit too.
+   */
+  #endedUnsent = 0;
+  /** When the connection last had no stream, or 0 while it has one. */
+  #idleSince = Date.now();
+  /** When the unsent backlog went over the limit, or 0. */
+  #backlogSince = 0;
+
   /** GOAWAY sent: no new streams; the connection ends when the last stream does. */
   #draining = false;
   #destroyed = false;
-  readonly #output: SocketBatch;
 
   constructor(socket: Socket, options: ConnectionOptions) {
     this.#socket = socket;
     this.#options = options;
-    this.#output = new SocketBatch(socket, MAX_UNSENT_BYTES);
+    this.#limits = options.limits;
+    this.#resets = new RateBudget(this.#limits.resetBurst, this.#limits.resetsPerSecond);
+    this.#output = new SocketBatch(socket, MAX_UNSENT_HARD_BYTES, () => this.#afterFlush());
+    options.bufferBudget.register(this);
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
+    socket.on('drain', () => this.#afterFlush());
     socket.on('error', () => socket.destroy());
     socket.once('close', () => this.#closed());
     this.#sendSettings();
+  }
+
+  /** Request bytes this connection holds for handlers that have not taken them. */
+  get bufferedBytes(): number {
+    return this.#buffered;
   }
 
   /**
@@ -196,16 +335,47 @@ export class Http2Connection {
     this.#socket.destroy();
   }
 
-  sendHeaders(stream: H2Stream, block: Buffer, endStream: boolean): void {
+  /** Closed by the shared buffer budget: this connection holds the most. */
+  shed(): void {
+    this.#fail(H2Error.ENHANCE_YOUR_CALM);
+    this.#releaseAllBuffered();
+  }
+
+  /** Called about once a second by the server: the timeouts. */
+  tick(now: number): void {
+    if (this.#destroyed) return;
+    const limits = this.#limits;
+    if (!this.#settingsSeen) {
+      if (now - this.#createdAt > limits.handshakeTimeoutMs) this.destroy();
+      return;
+    }
+    if (this.#backlogSince > 0 && now - this.#backlogSince > limits.writeStallTimeoutMs) {
+      this.#fail(H2Error.ENHANCE_YOUR_CALM);
+      this.destroy();
+      return;
+    }
+    if (this.#idleSince > 0 && now - this.#idleSince > limits.idleTimeoutMs) this.drain();
+  }
+
+  sendHeaders(stream: H2Stream, fields: HeaderFields, endStream: boolean): void {
+    const block = Object.isFrozen(fields)
+      ? this.#encoder.encodeConstant(fields)
+      : this.#encoder.encode(fields);
     // One HEADERS frame up to the peer's frame size, then CONTINUATION frames.
     const max = this.#peerMaxFrame;
-    const flags = endStream ? END_STREAM : 0;
-    if (block.length <= max) this.#frame(HEADERS, flags | END_HEADERS, stream.id, block);
+    const flags = endStream ? Flag.END_STREAM : 0;
+    if (block.length <= max)
+      this.#frame(FrameType.HEADERS, flags | Flag.END_HEADERS, stream.id, block);
     else {
-      this.#frame(HEADERS, flags, stream.id, block.subarray(0, max));
+      this.#frame(FrameType.HEADERS, flags, stream.id, block.subarray(0, max));
       for (let at = max; at < block.length; at += max) {
         const last = at + max >= block.length;
-        this.#frame(CONTINUATION, last ? END_HEADERS : 0, stream.id, block.subarray(at, at + max));
+        this.#frame(
+          FrameType.CONTINUATION,
+          last ? Flag.END_HEADERS : 0,
+          stream.id,
+          block.subarray(at, at + max),
+        );
       }
     }
     if (endStream) this.#localEnd(stream);
@@ -213,14 +383,43 @@ export class Http2Connection {
 
   sendData(stream: H2Stream, data: Buffer): void {
     if (stream.pending.length > 0) {
-      stream.pending.push(data);
+      this.#queue(stream, data);
       return;
     }
     const sent = this.#sendWithinWindow(stream, data);
     if (sent < data.length) {
-      stream.pending.push(data.subarray(sent));
+      this.#queue(stream, data.subarray(sent));
       this.#blocked.push(stream);
     }
+  }
+
+  consume(stream: H2Stream, bytes: number): void {
+    const taken = Math.min(bytes, stream.bufferedBytes);
+    this.#releaseBuffered(stream, taken);
+    if (stream.closed || stream.remoteEnded) return;
+    stream.unacknowledged += taken;
+    stream.receiveWindow += taken;
+    if (stream.unacknowledged >= this.#options.initialWindowSize / 2) {
+      this.#windowUpdate(stream.id, stream.unacknowledged);
+      stream.unacknowledged = 0;
+    }
+  }
+
+  release(stream: H2Stream): void {
+    if (stream.released) return;
+    stream.released = true;
+    if (stream.lingering) {
+      stream.lingering = false;
+      this.#lingering--;
+      this.#noteIfIdle();
+      this.#endIfIdle();
+    }
+  }
+
+  #queue(stream: H2Stream, data: Buffer): void {
+    stream.pending.push(data);
+    this.#pendingBytes += data.length;
+    this.#checkBacklog();
   }
 
   /** Sends as much of `data` as the windows allow; returns how many bytes went. */
@@ -230,7 +429,7 @@ export class Http2Connection {
       const room = Math.min(stream.sendWindow, this.#sendWindow, this.#peerMaxFrame);
       if (room <= 0) break;
       const size = Math.min(room, data.length - sent);
-      this.#frame(DATA, 0, stream.id, data.subarray(sent, sent + size));
+      this.#frame(FrameType.DATA, 0, stream.id, data.subarray(sent, sent + size));
       stream.sendWindow -= size;
       this.#sendWindow -= size;
       sent += size;
@@ -248,6 +447,7 @@ export class Http2Connection {
       while (stream.pending.length > 0 && this.#sendWindow > 0) {
         const data = stream.pending[0] as Buffer;
         const sent = this.#sendWithinWindow(stream, data);
+        this.#pendingBytes -= sent;
         if (sent < data.length) {
           stream.pending[0] = data.subarray(sent);
           break;
@@ -264,35 +464,68 @@ export class Http2Connection {
         this.sendHeaders(stream, trailers, true);
       }
     }
+    this.#checkBacklog();
   }
 
   /** Our half of the stream is done; a client still sending is asked to stop (RFC 9113 8.1). */
   #localEnd(stream: H2Stream): void {
-    stream.closed = true;
+    this.#endedUnsent++;
     if (!stream.remoteEnded) this.#rstStream(stream.id, H2Error.NO_ERROR);
-    this.#forget(stream);
+    this.#close(stream, stream.remoteEnded ? CLOSED_BY_PEER : CLOSED_BY_US);
   }
 
-  /** A stream error: the client gets RST_STREAM, the handler is told. */
-  #resetStream(stream: H2Stream, code: number): void {
+  /**
+   * A stream error: the client gets RST_STREAM, the handler is told. It
+   * spends a reset token, as a reset the client sends does: a peer that
+   * makes the server reset streams (MadeYouReset) is held to the same budget.
+   */
+  #resetStream(stream: H2Stream, code: number): boolean {
+    if (stream.closed) return true;
+    this.#rstStream(stream.id, code);
+    this.#close(stream, CLOSED_BY_US);
+    stream.handler.streamReset();
+    return this.#takeResetToken();
+  }
+
+  /** Removes a stream from the open table; it keeps its slot until its handler releases it. */
+  #close(stream: H2Stream, closedBy: number): void {
     if (stream.closed) return;
     stream.closed = true;
-    this.#rstStream(stream.id, code);
-    this.#forget(stream);
-    stream.handler.streamReset();
-  }
-
-  #forget(stream: H2Stream): void {
+    this.#releaseBuffered(stream, stream.bufferedBytes);
     if (stream.pending.length > 0) {
+      for (const data of stream.pending) this.#pendingBytes -= data.length;
       stream.pending = [];
       const at = this.#blocked.indexOf(stream);
       if (at >= 0) this.#blocked.splice(at, 1);
     }
-    if (this.#streams.delete(stream)) this.#endIfIdle();
+    this.#closedIds[this.#closedNext] = stream.id;
+    this.#closedBy[this.#closedNext] = closedBy;
+    this.#closedNext = (this.#closedNext + 1) % CLOSED_MEMORY;
+    this.#streams.delete(stream);
+    // One whose handler never heard of it has nothing to wait for.
+    if (stream.handler === ignoreStream) stream.released = true;
+    if (!stream.released) {
+      stream.lingering = true;
+      this.#lingering++;
+    }
+    this.#noteIfIdle();
+    this.#endIfIdle();
+  }
+
+  /** Who closed a recently closed stream, or 0 when it is not remembered. */
+  #closedByOf(streamId: number): number {
+    for (let i = 0; i < CLOSED_MEMORY; i++) {
+      if (this.#closedIds[i] === streamId) return this.#closedBy[i] as number;
+    }
+    return 0;
+  }
+
+  #noteIfIdle(): void {
+    if (this.#streams.size === 0 && this.#lingering === 0) this.#idleSince = Date.now();
   }
 
   #endIfIdle(): void {
-    if (this.#draining && this.#streams.size === 0 && !this.#destroyed) {
+    if (this.#draining && this.#streams.size === 0 && this.#lingering === 0 && !this.#destroyed) {
       this.#output.flush();
       this.#socket.end();
     }
@@ -300,263 +533,527 @@ export class Http2Connection {
 
   #closed(): void {
     this.#destroyed = true;
+    this.#options.bufferBudget.unregister(this);
+    this.#releaseAllBuffered();
     const streams = this.#streams.takeAll();
     this.#blocked = [];
+    this.#ready = [];
     for (const stream of streams) {
       stream.closed = true;
       stream.handler.streamReset();
     }
   }
 
+  #releaseAllBuffered(): void {
+    if (this.#buffered === 0) return;
+    this.#options.bufferBudget.release(this.#buffered);
+    this.#buffered = 0;
+    for (const stream of this.#streams.values()) stream.bufferedBytes = 0;
+  }
+
   // --- Reading ---
 
   #receive(chunk: Buffer): void {
-    let input = this.#input ? Buffer.concat([this.#input, chunk]) : chunk;
-    this.#input = undefined;
-    if (!this.#prefaceSeen) {
-      if (input.length < PREFACE.length) {
-        if (!PREFACE.subarray(0, input.length).equals(input)) this.destroy();
-        else this.#input = input;
-        return;
-      }
-      if (!input.subarray(0, PREFACE.length).equals(PREFACE)) {
-        this.destroy();
-        return;
-      }
-      this.#prefaceSeen = true;
-      input = input.subarray(PREFACE.length);
-    }
+    if (this.#destroyed) return;
     let at = 0;
-    while (input.length - at >= FRAME_HEADER_BYTES && !this.#destroyed) {
-      const length = input.readUIntBE(at, 3);
+    if (this.#prefaceMatched < PREFACE.length) {
+      at = this.#matchPreface(chunk);
+      if (at < 0 || this.#prefaceMatched < PREFACE.length) return;
+    }
+    this.#parse(chunk, at);
+  }
+
+  /** Matches the client preface across chunks; returns where frames begin, or -1 when it is wrong. */
+  #matchPreface(chunk: Buffer): number {
+    const take = Math.min(PREFACE.length - this.#prefaceMatched, chunk.length);
+    if (PREFACE.compare(chunk, 0, take, this.#prefaceMatched, this.#prefaceMatched + take) !== 0) {
+      this.destroy();
+      this.#destroyed = true;
+      return -1;
+    }
+    this.#prefaceMatched += take;
+    return take;
+  }
+
+  /**
+   * Handles the frames of a chunk from `at`: a frame cut at the end waits in
+   * #partial; past FRAMES_PER_TURN frames the socket pauses and the rest waits
+   * for the next turn, so one flooding peer cannot hold the event loop. The
+   * handlers of requests the chunk completed start once all of it is handled.
+   */
+  #parse(chunk: Buffer, start: number): void {
+    let at = start;
+    let frames = 0;
+    if (this.#partial !== undefined) {
+      at = this.#fillPartial(chunk, at);
+      const partial = this.#partial;
+      if (partial === undefined || this.#partialFill < partial.length) {
+        this.#startReady();
+        return;
+      }
+      this.#partial = undefined;
+      if (!this.#handleFrame(partial, 0)) return;
+      frames++;
+    }
+    while (at < chunk.length && !this.#destroyed) {
+      if (frames === FIXED_LIMITS.framesPerTurn) {
+        // The handlers wait for the rest of the read too: a reset in it still cancels them.
+        this.#deferRest(chunk.subarray(at));
+        return;
+      }
+      const left = chunk.length - at;
+      if (left < FRAME_HEADER_BYTES) {
+        this.#partial = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+        this.#partialFill = chunk.copy(this.#partial, 0, at);
+        break;
+      }
+      const length = chunk.readUIntBE(at, 3);
       if (length > MAX_RECEIVE_FRAME) {
         this.#fail(H2Error.FRAME_SIZE_ERROR);
         return;
       }
       const end = at + FRAME_HEADER_BYTES + length;
-      if (end > input.length) break;
-      const type = input[at + 3] as number;
-      const flags = input[at + 4] as number;
-      const streamId = input.readUInt32BE(at + 5) & 0x7fff_ffff;
-      const payload = input.subarray(at + FRAME_HEADER_BYTES, end);
+      if (end > chunk.length) {
+        this.#partial = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+        this.#partialFill = chunk.copy(this.#partial, 0, at);
+        break;
+      }
+      if (!this.#handleFrame(chunk, at)) return;
       at = end;
-      if (!this.#onFrame(type, flags, streamId, payload)) return;
+      frames++;
     }
-    if (at < input.length && !this.#destroyed) this.#input = input.subarray(at);
+    this.#startReady();
   }
 
-  /** Handles one frame; false when it ended the connection. */
-  #onFrame(type: number, flags: number, streamId: number, payload: Buffer): boolean {
-    if (!this.#settingsSeen && type !== SETTINGS) return this.#fail(H2Error.PROTOCOL_ERROR);
-    if (this.#continuation && type !== CONTINUATION) return this.#fail(H2Error.PROTOCOL_ERROR);
+  /** Copies bytes of `chunk` into the frame being assembled; returns where the chunk's unused bytes begin. */
+  #fillPartial(chunk: Buffer, at: number): number {
+    let partial = this.#partial as Buffer;
+    if (this.#partialFill < FRAME_HEADER_BYTES) {
+      const copied = chunk.copy(
+        partial,
+        this.#partialFill,
+        at,
+        at + FRAME_HEADER_BYTES - this.#partialFill,
+      );
+      this.#partialFill += copied;
+      at += copied;
+      if (this.#partialFill < FRAME_HEADER_BYTES) return at;
+      const length = partial.readUIntBE(0, 3);
+      if (length > MAX_RECEIVE_FRAME) {
+        this.#partial = undefined;
+        this.#fail(H2Error.FRAME_SIZE_ERROR);
+        return chunk.length;
+      }
+      const whole = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+      partial.copy(whole, 0, 0, FRAME_HEADER_BYTES);
+      this.#partial = partial = whole;
+    }
+    const copied = chunk.copy(
+      partial,
+      this.#partialFill,
+      at,
+      at + partial.length - this.#partialFill,
+    );
+    this.#partialFill += copied;
+    return at + copied;
+  }
+
+  #deferRest(rest: Buffer): void {
+    this.#deferredInput = rest;
+    this.#socket.pause();
+    setImmediate(() => {
+      const input = this.#deferredInput;
+      this.#deferredInput = undefined;
+      if (input === undefined || this.#destroyed) return;
+      if (!this.#readPausedForBacklog) this.#socket.resume();
+      this.#parse(input, 0);
+    });
+  }
+
+  /**
+   * Tells the handlers of the streams the read just handled opened or ended,
+   * unless they were reset meanwhile: a reset in the same read costs no
+   * handler anything.
+   */
+  #startReady(): void {
+    const ready = this.#ready;
+    if (ready.length === 0) return;
+    this.#ready = [];
+    for (const stream of ready) {
+      stream.queued = false;
+      if (stream.closed) continue;
+      const headers = stream.requestHeaders;
+      if (headers !== undefined) {
+        stream.requestHeaders = undefined;
+        this.#options.onStream(stream, headers);
+        // A stream answered without a handler (a refused method, say) holds nothing.
+        if (stream.handler === ignoreStream) this.release(stream);
+        const early = stream.earlyData;
+        stream.earlyData = undefined;
+        if (early !== undefined) {
+          for (const chunk of early) if (!stream.closed) stream.handler.requestData(chunk);
+        }
+      }
+      if (stream.remoteEnded && !stream.closed && !stream.endDelivered) {
+        stream.endDelivered = true;
+        this.#releaseBuffered(stream, stream.bufferedBytes);
+        stream.handler.requestEnd();
+      }
+    }
+  }
+
+  #enqueue(stream: H2Stream): void {
+    if (stream.queued) return;
+    stream.queued = true;
+    this.#ready.push(stream);
+  }
+
+  /** Handles the frame whose header starts at `at`; false when it ended the connection. */
+  #handleFrame(input: Buffer, at: number): boolean {
+    const length = input.readUIntBE(at, 3);
+    const type = input[at + 3] as number;
+    const flags = input[at + 4] as number;
+    const streamId = input.readUInt32BE(at + 5) & 0x7fff_ffff;
+    const payload = input.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+    if (!this.#settingsSeen && type !== FrameType.SETTINGS)
+      return this.#fail(H2Error.PROTOCOL_ERROR);
+    if (this.#continuation && type !== FrameType.CONTINUATION) {
+      return this.#fail(H2Error.PROTOCOL_ERROR);
+    }
     switch (type) {
-      case DATA:
+      case FrameType.DATA:
         return this.#onData(flags, streamId, payload);
-      case HEADERS:
+      case FrameType.HEADERS:
         return this.#onHeaders(flags, streamId, payload);
-      case CONTINUATION:
+      case FrameType.CONTINUATION:
         return this.#onContinuation(flags, streamId, payload);
-      case PRIORITY:
-        return streamId === 0 || payload.length !== 5 ? this.#fail(H2Error.PROTOCOL_ERROR) : true;
-      case RST_STREAM:
+      case FrameType.PRIORITY:
+        return this.#onPriority(streamId, payload);
+      case FrameType.RST_STREAM:
         return this.#onRstStream(streamId, payload);
-      case SETTINGS:
+      case FrameType.SETTINGS:
         return this.#onSettings(flags, streamId, payload);
-      case PUSH_PROMISE:
+      case FrameType.PUSH_PROMISE:
         return this.#fail(H2Error.PROTOCOL_ERROR);
-      case PING:
-        if (streamId !== 0 || payload.length !== 8) return this.#fail(H2Error.PROTOCOL_ERROR);
-        if ((flags & ACK) === 0) this.#frame(PING, ACK, 0, payload);
-        return true;
-      case GOAWAY:
+      case FrameType.PING:
+        if (streamId !== 0) return this.#fail(H2Error.PROTOCOL_ERROR);
+        if (payload.length !== 8) return this.#fail(H2Error.FRAME_SIZE_ERROR);
+        if ((flags & Flag.ACK) === 0) this.#control(FrameType.PING, Flag.ACK, 0, payload);
+        return !this.#destroyed;
+      case FrameType.GOAWAY:
         if (streamId !== 0) return this.#fail(H2Error.PROTOCOL_ERROR);
         this.drain();
         return true;
-      case WINDOW_UPDATE:
+      case FrameType.WINDOW_UPDATE:
         return this.#onWindowUpdate(streamId, payload);
       default:
-        return true;
+        // Unknown frame types are ignored (RFC 9113 4.1), within the empty-frame budget.
+        return this.#spendEmptyFrame();
     }
+  }
+
+  #spendEmptyFrame(): boolean {
+    return this.#emptyFrames.take() || this.#fail(H2Error.ENHANCE_YOUR_CALM);
+  }
+
+  #takeResetToken(): boolean {
+    return this.#resets.take() || this.#fail(H2Error.ENHANCE_YOUR_CALM);
   }
 
   #onData(flags: number, streamId: number, payload: Buffer): boolean {
     if (streamId === 0) return this.#fail(H2Error.PROTOCOL_ERROR);
-    // Padding counts against flow control like the data it pads.
-    this.#acknowledgeConnection(payload.length);
+    if (payload.length > this.#receiveWindow) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
+    this.#receiveWindow -= payload.length;
     const body = unpad(flags, payload);
     if (body === undefined) return this.#fail(H2Error.PROTOCOL_ERROR);
+    const endStream = (flags & Flag.END_STREAM) !== 0;
+    if (body.length === 0 && !endStream && !this.#spendEmptyFrame()) return false;
     const stream = this.#streams.get(streamId);
     if (!stream) {
-      // A stream that has ended (frames in flight when we closed it are
-      // ignored) or that was never opened.
-      return streamId <= this.#lastStreamId || this.#fail(H2Error.PROTOCOL_ERROR);
+      // Discarded, so the peer gets its window back at once.
+      this.#acknowledge(payload.length);
+      return this.#onClosedStreamFrame(streamId, H2Error.STREAM_CLOSED);
     }
+    // Padding counts against flow control like the data it pads, and holds nothing.
+    this.#acknowledge(payload.length - body.length);
     if (stream.remoteEnded) {
-      this.#resetStream(stream, H2Error.STREAM_CLOSED);
-      return true;
+      this.#acknowledge(body.length);
+      return this.#resetStream(stream, H2Error.STREAM_CLOSED);
     }
-    if (flags & END_STREAM) stream.remoteEnded = true;
-    else {
-      stream.receiveUnacknowledged += payload.length;
-      if (stream.receiveUnacknowledged >= this.#options.initialWindowSize / 2) {
-        this.#windowUpdate(streamId, stream.receiveUnacknowledged);
-        stream.receiveUnacknowledged = 0;
-      }
+    if (body.length > stream.receiveWindow) {
+      this.#acknowledge(body.length);
+      return this.#resetStream(stream, H2Error.FLOW_CONTROL_ERROR);
     }
-    if (body.length > 0) stream.handler.requestData(body);
-    if (stream.remoteEnded && !stream.closed) {
-      stream.handler.requestEnd();
-      if (stream.closed) this.#forget(stream);
+    stream.receiveWindow -= body.length;
+    stream.receivedLength += body.length;
+    if (stream.expectedLength >= 0 && stream.receivedLength > stream.expectedLength) {
+      this.#acknowledge(body.length);
+      return this.#resetStream(stream, H2Error.PROTOCOL_ERROR);
     }
+    if (body.length > 0) {
+      stream.bufferedBytes += body.length;
+      this.#buffered += body.length;
+      this.#options.bufferBudget.hold(body.length);
+      if (this.#destroyed) return false;
+      if (stream.requestHeaders === undefined) stream.handler.requestData(body);
+      else if (stream.earlyData === undefined) stream.earlyData = [body];
+      else stream.earlyData.push(body);
+    }
+    if (endStream && !stream.closed) return this.#remoteEnd(stream);
     return true;
   }
 
-  #acknowledgeConnection(bytes: number): void {
+  /** The client has sent END_STREAM: the request is complete once its length checks out. */
+  #remoteEnd(stream: H2Stream): boolean {
+    stream.remoteEnded = true;
+    if (stream.expectedLength >= 0 && stream.receivedLength !== stream.expectedLength) {
+      return this.#resetStream(stream, H2Error.PROTOCOL_ERROR);
+    }
+    this.#enqueue(stream);
+    return true;
+  }
+
+  /** Gives the peer back connection window for bytes we no longer hold. */
+  #acknowledge(bytes: number): void {
+    if (bytes === 0) return;
     this.#receiveUnacknowledged += bytes;
-    if (this.#receiveUnacknowledged >= CONNECTION_WINDOW / 2) {
+    if (this.#receiveUnacknowledged >= this.#limits.connectionWindowBytes / 4) {
       this.#windowUpdate(0, this.#receiveUnacknowledged);
+      this.#receiveWindow += this.#receiveUnacknowledged;
       this.#receiveUnacknowledged = 0;
     }
+  }
+
+  #releaseBuffered(stream: H2Stream, bytes: number): void {
+    if (bytes === 0) return;
+    stream.bufferedBytes -= bytes;
+    this.#buffered -= bytes;
+    this.#options.bufferBudget.release(bytes);
+    this.#acknowledge(bytes);
+  }
+
+  /**
+   * DATA or HEADERS on a stream that is not open. Frames the peer sent before
+   * it saw our RST_STREAM are ignored (RFC 9113 5.1, "closed"); on a stream
+   * the peer itself ended or reset they are a connection error.
+   */
+  #onClosedStreamFrame(streamId: number, code: number): boolean {
+    if (streamId > this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR);
+    const closedBy = this.#closedByOf(streamId);
+    if (closedBy === CLOSED_BY_US) return this.#spendEmptyFrame();
+    return this.#fail(closedBy === CLOSED_BY_PEER ? H2Error.STREAM_CLOSED : code);
   }
 
   #onHeaders(flags: number, streamId: number, payload: Buffer): boolean {
     if (streamId === 0 || (streamId & 1) === 0) return this.#fail(H2Error.PROTOCOL_ERROR);
     let block = unpad(flags, payload);
     if (block === undefined) return this.#fail(H2Error.PROTOCOL_ERROR);
-    if (flags & PRIORITY_FLAG) {
+    let dependsOnItself = false;
+    if (flags & Flag.PRIORITY) {
       if (block.length < 5) return this.#fail(H2Error.PROTOCOL_ERROR);
+      dependsOnItself = (block.readUInt32BE(0) & 0x7fff_ffff) === streamId;
       block = block.subarray(5);
     }
-    if ((flags & END_HEADERS) === 0) {
-      this.#continuation = { stream: streamId, flags, parts: [block], bytes: block.length };
+    if ((flags & Flag.END_HEADERS) === 0) {
+      if (block.length === 0 && !this.#spendEmptyFrame()) return false;
+      this.#continuation = {
+        stream: streamId,
+        flags: dependsOnItself ? flags | SELF_DEPENDENT : flags,
+        parts: [block],
+        frames: 0,
+      };
       return true;
     }
-    return this.#onHeaderBlock(flags, streamId, block);
+    return this.#onHeaderBlock(dependsOnItself ? flags | SELF_DEPENDENT : flags, streamId, block);
   }
 
   #onContinuation(flags: number, streamId: number, payload: Buffer): boolean {
     const pending = this.#continuation;
     if (!pending || pending.stream !== streamId) return this.#fail(H2Error.PROTOCOL_ERROR);
-    pending.parts.push(payload);
-    pending.bytes += payload.length;
-    // A header block may not grow without bound (the CONTINUATION flood).
-    if (pending.bytes > 2 * this.#options.maxHeaderListSize) {
+    // Counted whatever their size: empty ones cost a frame each and hold nothing (CVE-2024-27316).
+    if (++pending.frames > FIXED_LIMITS.maxContinuations) {
       return this.#fail(H2Error.ENHANCE_YOUR_CALM);
     }
-    if ((flags & END_HEADERS) === 0) return true;
+    pending.parts.push(payload);
+    if ((flags & Flag.END_HEADERS) === 0) return true;
     this.#continuation = undefined;
     return this.#onHeaderBlock(pending.flags, streamId, Buffer.concat(pending.parts));
   }
 
   #onHeaderBlock(flags: number, streamId: number, block: Buffer): boolean {
-    // Every block is decoded, even one we then ignore: HPACK state is shared.
+    // Every block is decoded, even one we then refuse: HPACK state is shared.
     let headers: Record<string, string>;
     try {
-      headers = this.#decoder.decode(block, this.#options.maxHeaderListSize);
+      headers = this.#decoder.decode(block, FIXED_LIMITS.maxHeaderListBytes);
     } catch (error) {
+      if (error instanceof HeaderListFlood) return this.#fail(H2Error.ENHANCE_YOUR_CALM);
       if (error instanceof HeaderListTooLarge) return this.#refuseHeaders(flags, streamId);
       if (error instanceof MalformedHeaderList) return this.#malformed(streamId);
       if (error instanceof HpackError) return this.#fail(H2Error.COMPRESSION_ERROR);
       throw error;
     }
     const existing = this.#streams.get(streamId);
-    if (existing) {
-      // Trailers: they must end the stream; gRPC servers have no use for them.
-      if ((flags & END_STREAM) === 0 || existing.remoteEnded) {
-        return this.#fail(H2Error.PROTOCOL_ERROR);
-      }
-      existing.remoteEnded = true;
-      existing.handler.requestEnd();
-      if (existing.closed) this.#forget(existing);
+    if (existing) return this.#onTrailers(existing, flags);
+    if (streamId <= this.#lastStreamId) {
+      return this.#onClosedStreamFrame(streamId, H2Error.PROTOCOL_ERROR);
+    }
+    if (this.#draining) {
+      // Past our GOAWAY's last stream: the client retries it elsewhere; its frames are ignored.
+      this.#rememberClosed(streamId);
       return true;
     }
-    // Headers on a stream that has ended: frames in flight when it closed.
-    if (streamId <= this.#lastStreamId) return true;
     this.#lastStreamId = streamId;
-    if (this.#draining) return true;
-    if (this.#streams.size >= this.#options.maxConcurrentStreams) {
-      this.#rstStream(streamId, H2Error.REFUSED_STREAM);
-      return true;
+    if (flags & SELF_DEPENDENT) return this.#refuse(streamId, H2Error.PROTOCOL_ERROR);
+    if (!isValidRequest(headers, this.#decoder.pseudoCount)) {
+      return this.#refuse(streamId, H2Error.PROTOCOL_ERROR);
     }
-    const stream = new H2Stream(streamId, this, this.#peerInitialWindow);
-    stream.remoteEnded = (flags & END_STREAM) !== 0;
+    const active = this.#streams.size + this.#lingering + this.#endedUnsent;
+    if (active >= this.#limits.maxConcurrentStreams) {
+      return this.#refuse(streamId, H2Error.REFUSED_STREAM);
+    }
+    if (this.#pendingBytes > this.#limits.maxUnsentBytes) {
+      // The peer does not open its windows for what we owe it: no new work until it does.
+      return this.#refuse(streamId, H2Error.REFUSED_STREAM);
+    }
+    const stream = new H2Stream(
+      streamId,
+      this,
+      this.#peerInitialWindow,
+      this.#options.initialWindowSize,
+    );
+    const contentLength = headers['content-length'];
+    if (contentLength !== undefined) {
+      if (!/^\d{1,15}$/.test(contentLength)) return this.#refuse(streamId, H2Error.PROTOCOL_ERROR);
+      stream.expectedLength = Number(contentLength);
+    }
     this.#streams.add(stream);
-    this.#options.onStream(stream, headers);
-    if (stream.remoteEnded && !stream.closed) stream.handler.requestEnd();
-    if (stream.closed) this.#forget(stream);
+    this.#idleSince = 0;
+    stream.requestHeaders = headers;
+    this.#enqueue(stream);
+    if ((flags & Flag.END_STREAM) !== 0) return this.#remoteEnd(stream);
     return true;
+  }
+
+  /** A header block on an open stream: trailers, which must end it and carry no pseudo-header. */
+  #onTrailers(stream: H2Stream, flags: number): boolean {
+    if (stream.remoteEnded) return this.#resetStream(stream, H2Error.STREAM_CLOSED);
+    if ((flags & Flag.END_STREAM) === 0 || this.#decoder.pseudoCount > 0) {
+      return this.#resetStream(stream, H2Error.PROTOCOL_ERROR);
+    }
+    return this.#remoteEnd(stream);
+  }
+
+  /** Refuses a new stream with RST_STREAM; a refusal spends a reset token too. */
+  #refuse(streamId: number, code: number): boolean {
+    this.#rstStream(streamId, code);
+    this.#rememberClosed(streamId);
+    return this.#takeResetToken();
+  }
+
+  #rememberClosed(streamId: number): void {
+    this.#closedIds[this.#closedNext] = streamId;
+    this.#closedBy[this.#closedNext] = CLOSED_BY_US;
+    this.#closedNext = (this.#closedNext + 1) % CLOSED_MEMORY;
   }
 
   /** Headers over our limit on a new stream: HTTP 431 (RFC 9113 10.5.1); the connection goes on. */
   #refuseHeaders(flags: number, streamId: number): boolean {
+    const existing = this.#streams.get(streamId);
+    if (existing) return this.#resetStream(existing, H2Error.PROTOCOL_ERROR);
     if (streamId <= this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR);
     this.#lastStreamId = streamId;
-    this.#frame(HEADERS, END_HEADERS | END_STREAM, streamId, HEADERS_TOO_LARGE);
-    if ((flags & END_STREAM) === 0) this.#rstStream(streamId, H2Error.NO_ERROR);
-    return true;
+    this.#frame(
+      FrameType.HEADERS,
+      Flag.END_HEADERS | Flag.END_STREAM,
+      streamId,
+      this.#encoder.encodeConstant(HEADERS_TOO_LARGE),
+    );
+    if ((flags & Flag.END_STREAM) === 0) this.#rstStream(streamId, H2Error.NO_ERROR);
+    this.#rememberClosed(streamId);
+    return this.#takeResetToken();
   }
 
   /** A malformed request or trailers (RFC 9113 8.1.1): a stream error; the connection goes on. */
   #malformed(streamId: number): boolean {
     const existing = this.#streams.get(streamId);
-    if (existing) this.#resetStream(existing, H2Error.PROTOCOL_ERROR);
-    else if (streamId > this.#lastStreamId) {
-      this.#lastStreamId = streamId;
-      this.#rstStream(streamId, H2Error.PROTOCOL_ERROR);
+    if (existing) return this.#resetStream(existing, H2Error.PROTOCOL_ERROR);
+    if (streamId <= this.#lastStreamId) {
+      return this.#onClosedStreamFrame(streamId, H2Error.PROTOCOL_ERROR);
     }
-    return true;
+    this.#lastStreamId = streamId;
+    return this.#refuse(streamId, H2Error.PROTOCOL_ERROR);
+  }
+
+  #onPriority(streamId: number, payload: Buffer): boolean {
+    if (streamId === 0) return this.#fail(H2Error.PROTOCOL_ERROR);
+    if (payload.length !== 5) return this.#fail(H2Error.FRAME_SIZE_ERROR);
+    if (!this.#spendEmptyFrame()) return false;
+    if ((payload.readUInt32BE(0) & 0x7fff_ffff) !== streamId) return true;
+    // A stream that depends on itself: a stream error (RFC 9113 5.3.1), whatever its state.
+    const stream = this.#streams.get(streamId);
+    if (stream) return this.#resetStream(stream, H2Error.PROTOCOL_ERROR);
+    this.#rstStream(streamId, H2Error.PROTOCOL_ERROR);
+    return this.#takeResetToken();
   }
 
   #onRstStream(streamId: number, payload: Buffer): boolean {
-    if (streamId === 0 || payload.length !== 4) return this.#fail(H2Error.PROTOCOL_ERROR);
+    if (streamId === 0) return this.#fail(H2Error.PROTOCOL_ERROR);
+    if (payload.length !== 4) return this.#fail(H2Error.FRAME_SIZE_ERROR);
     if (streamId > this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR);
-    if (!this.#takeResetToken()) return this.#fail(H2Error.ENHANCE_YOUR_CALM);
+    if (!this.#takeResetToken()) return false;
     const stream = this.#streams.get(streamId);
     if (!stream) return true;
-    stream.closed = true;
-    this.#forget(stream);
+    this.#close(stream, CLOSED_BY_PEER);
     stream.handler.streamReset();
-    return true;
-  }
-
-  #takeResetToken(): boolean {
-    const now = Date.now();
-    const refill = Math.floor(((now - this.#resetRefilledAt) * RESETS_PER_SECOND) / 1000);
-    if (refill > 0) {
-      this.#resetTokens = Math.min(RESET_BURST, this.#resetTokens + refill);
-      this.#resetRefilledAt = now;
-    }
-    if (this.#resetTokens === 0) return false;
-    this.#resetTokens--;
     return true;
   }
 
   #onSettings(flags: number, streamId: number, payload: Buffer): boolean {
     if (streamId !== 0) return this.#fail(H2Error.PROTOCOL_ERROR);
-    if (flags & ACK) {
+    if (flags & Flag.ACK) {
       return payload.length === 0 || this.#fail(H2Error.FRAME_SIZE_ERROR);
     }
     if (payload.length % 6 !== 0) return this.#fail(H2Error.FRAME_SIZE_ERROR);
+    if (!this.#settingsFrames.take()) return this.#fail(H2Error.ENHANCE_YOUR_CALM);
+    if (payload.length / 6 > FIXED_LIMITS.maxSettingsEntries) {
+      return this.#fail(H2Error.ENHANCE_YOUR_CALM);
+    }
     this.#settingsSeen = true;
+    let initialWindow = -1;
     for (let at = 0; at < payload.length; at += 6) {
       const id = payload.readUInt16BE(at);
       const value = payload.readUInt32BE(at + 2);
-      if (id === SETTINGS_INITIAL_WINDOW_SIZE) {
-        if (value > MAX_WINDOW) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
-        const delta = value - this.#peerInitialWindow;
-        this.#peerInitialWindow = value;
-        for (const stream of this.#streams.values()) {
-          stream.sendWindow += delta;
-          if (stream.sendWindow > MAX_WINDOW) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
-        }
-      } else if (id === SETTINGS_MAX_FRAME_SIZE) {
-        if (value < 16_384 || value > 16_777_215) return this.#fail(H2Error.PROTOCOL_ERROR);
-        this.#peerMaxFrame = value;
+      switch (id) {
+        case Setting.HEADER_TABLE_SIZE:
+          this.#encoder.setPeerTableSize(value);
+          break;
+        case Setting.ENABLE_PUSH:
+          if (value > 1) return this.#fail(H2Error.PROTOCOL_ERROR);
+          break;
+        case Setting.INITIAL_WINDOW_SIZE:
+          if (value > MAX_WINDOW) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
+          initialWindow = value;
+          break;
+        case Setting.MAX_FRAME_SIZE:
+          if (value < DEFAULT_MAX_FRAME || value > MAX_FRAME_SIZE_LIMIT) {
+            return this.#fail(H2Error.PROTOCOL_ERROR);
+          }
+          this.#peerMaxFrame = value;
+          break;
+        // MAX_CONCURRENT_STREAMS limits pushes, which we never make; the rest is advisory.
       }
-      // HEADER_TABLE_SIZE does not concern an encoder that never indexes;
-      // MAX_CONCURRENT_STREAMS limits pushes, which we never make.
     }
-    this.#frame(SETTINGS, ACK, 0, undefined);
+    // Only the last INITIAL_WINDOW_SIZE of a frame matters: the streams are walked once per frame.
+    if (initialWindow >= 0 && initialWindow !== this.#peerInitialWindow) {
+      const delta = initialWindow - this.#peerInitialWindow;
+      this.#peerInitialWindow = initialWindow;
+      for (const stream of this.#streams.values()) {
+        stream.sendWindow += delta;
+        if (stream.sendWindow > MAX_WINDOW) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
+      }
+    }
+    this.#control(FrameType.SETTINGS, Flag.ACK, 0, undefined);
+    if (this.#destroyed) return false;
     this.#resumeBlocked();
     return true;
   }
@@ -570,11 +1067,14 @@ export class Http2Connection {
       if (this.#sendWindow > MAX_WINDOW) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
     } else {
       const stream = this.#streams.get(streamId);
-      if (!stream) return streamId <= this.#lastStreamId || this.#fail(H2Error.PROTOCOL_ERROR);
-      if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
-        const code = increment === 0 ? H2Error.PROTOCOL_ERROR : H2Error.FLOW_CONTROL_ERROR;
-        this.#resetStream(stream, code);
-        return true;
+      if (!stream) {
+        if (streamId > this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR);
+        // Allowed for a while after a stream ends (RFC 9113 5.1), and worth nothing.
+        return this.#spendEmptyFrame();
+      }
+      if (increment === 0) return this.#resetStream(stream, H2Error.PROTOCOL_ERROR);
+      if (stream.sendWindow + increment > MAX_WINDOW) {
+        return this.#resetStream(stream, H2Error.FLOW_CONTROL_ERROR);
       }
       stream.sendWindow += increment;
     }
@@ -582,52 +1082,100 @@ export class Http2Connection {
     return true;
   }
 
-  /** A connection error: GOAWAY with the code, then the socket goes. Returns false for #onFrame. */
+  /** A connection error: GOAWAY with the code, then the socket goes. Returns false for the frame handlers. */
   #fail(code: number): false {
     if (this.#destroyed) return false;
     this.#draining = true;
     this.#goaway(code);
     this.#output.flush();
     this.#destroyed = true;
+    this.#deferredInput = undefined;
+    this.#partial = undefined;
     this.#socket.destroySoon();
+    // A peer that does not read would keep the GOAWAY, and the socket, forever.
+    setTimeout(() => this.#socket.destroy(), FAILED_LINGER_MS).unref();
     return false;
   }
 
   // --- Writing ---
 
+  /** After the output went to the socket: what the peer has not read yet decides whether we read on. */
+  #afterFlush(): void {
+    this.#endedUnsent = 0;
+    if (this.#socket.writableLength === 0) this.#controlFramesQueued = 0;
+    this.#checkBacklog();
+  }
+
+  /**
+   * A peer that does not read what we send (or does not open its windows
+   * for it) gets no more of our reading: every frame we read could add to
+   * what it owes. Past the stall timeout, tick() drops it.
+   */
+  #checkBacklog(): void {
+    if (this.#destroyed) return;
+    const unsent = this.#socket.writableLength;
+    const over = unsent + this.#pendingBytes > this.#limits.maxUnsentBytes;
+    if (over && this.#backlogSince === 0) this.#backlogSince = Date.now();
+    if (!over) this.#backlogSince = 0;
+    const socketOver = unsent > this.#limits.maxUnsentBytes;
+    if (socketOver && !this.#readPausedForBacklog) {
+      this.#readPausedForBacklog = true;
+      this.#socket.pause();
+    } else if (!socketOver && this.#readPausedForBacklog) {
+      this.#readPausedForBacklog = false;
+      if (this.#deferredInput === undefined) this.#socket.resume();
+    }
+  }
+
   #sendSettings(): void {
-    const settings = Buffer.allocUnsafe(24);
     const entries: Array<[number, number]> = [
-      [SETTINGS_HEADER_TABLE_SIZE, HEADER_TABLE_BYTES],
-      [SETTINGS_MAX_CONCURRENT_STREAMS, this.#options.maxConcurrentStreams],
-      [SETTINGS_INITIAL_WINDOW_SIZE, this.#options.initialWindowSize],
-      [SETTINGS_MAX_HEADER_LIST_SIZE, this.#options.maxHeaderListSize],
+      [Setting.HEADER_TABLE_SIZE, HEADER_TABLE_BYTES],
+      [Setting.MAX_CONCURRENT_STREAMS, this.#limits.maxConcurrentStreams],
+      [Setting.INITIAL_WINDOW_SIZE, this.#options.initialWindowSize],
+      [Setting.MAX_HEADER_LIST_SIZE, FIXED_LIMITS.maxHeaderListBytes],
     ];
+    const settings = Buffer.allocUnsafe(entries.length * 6);
     entries.forEach(([id, value], index) => {
       settings.writeUInt16BE(id, index * 6);
       settings.writeUInt32BE(value, index * 6 + 2);
     });
-    this.#frame(SETTINGS, 0, 0, settings);
-    this.#windowUpdate(0, CONNECTION_WINDOW - DEFAULT_WINDOW);
+    this.#frame(FrameType.SETTINGS, 0, 0, settings);
+    const raise = this.#limits.connectionWindowBytes - DEFAULT_WINDOW;
+    if (raise > 0) {
+      this.#windowUpdate(0, raise);
+      this.#receiveWindow += raise;
+    }
   }
 
   #goaway(code: number): void {
     const payload = Buffer.allocUnsafe(8);
     payload.writeUInt32BE(this.#lastStreamId, 0);
     payload.writeUInt32BE(code, 4);
-    this.#frame(GOAWAY, 0, 0, payload);
+    this.#frame(FrameType.GOAWAY, 0, 0, payload);
   }
 
   #rstStream(streamId: number, code: number): void {
     const payload = Buffer.allocUnsafe(4);
     payload.writeUInt32BE(code, 0);
-    this.#frame(RST_STREAM, 0, streamId, payload);
+    this.#control(FrameType.RST_STREAM, 0, streamId, payload);
   }
 
   #windowUpdate(streamId: number, increment: number): void {
     const payload = Buffer.allocUnsafe(4);
     payload.writeUInt32BE(increment, 0);
-    this.#frame(WINDOW_UPDATE, 0, streamId, payload);
+    this.#frame(FrameType.WINDOW_UPDATE, 0, streamId, payload);
+  }
+
+  /**
+   * A frame the peer's own frames make us send (acks, resets): a peer that
+   * does not read them cannot make us queue them without bound (CVE-2019-9512, -9515).
+   */
+  #control(type: number, flags: number, streamId: number, payload: Buffer | undefined): void {
+    if (++this.#controlFramesQueued > FIXED_LIMITS.maxQueuedControlFrames) {
+      this.#fail(H2Error.ENHANCE_YOUR_CALM);
+      return;
+    }
+    this.#frame(type, flags, streamId, payload);
   }
 
   /** Appends one frame to the output; it goes out at the end of this turn of the event loop. */
@@ -646,9 +1194,28 @@ export class Http2Connection {
   }
 }
 
+/**
+ * A flag bit no frame defines, carried with a header block's flags: the
+ * HEADERS frame's priority named the stream itself.
+ */
+const SELF_DEPENDENT = 0x100;
+
+/**
+ * RFC 9113 8.3.1: a request has :method, :scheme and a non-empty :path, and
+ * no other pseudo-header than those and :authority (HpackDecoder already
+ * checked order, repetition and the connection-specific fields).
+ */
+function isValidRequest(headers: Record<string, string>, pseudoCount: number): boolean {
+  let known = 0;
+  for (const name of REQUEST_PSEUDO) if (headers[name] !== undefined) known++;
+  if (known !== pseudoCount) return false;
+  const path = headers[':path'];
+  return headers[':method'] !== undefined && headers[':scheme'] !== undefined && !!path;
+}
+
 /** The payload of a frame that may be PADDED, without the padding; undefined when malformed. */
 function unpad(flags: number, payload: Buffer): Buffer | undefined {
-  if ((flags & PADDED) === 0) return payload;
+  if ((flags & Flag.PADDED) === 0) return payload;
   if (payload.length === 0) return undefined;
   const padding = payload[0] as number;
   if (padding >= payload.length) return undefined;

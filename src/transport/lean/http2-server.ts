@@ -4,8 +4,15 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import type { CallScope } from '../../call-scope.ts';
 import { givenRequestId, requestId } from '../../request-id.ts';
 import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
-import { encodeHeaders } from './hpack.ts';
-import { type H2Stream, Http2Connection, type StreamHandler } from './http2-connection.ts';
+import type { HeaderFields } from './hpack.ts';
+import {
+  BufferBudget,
+  type H2Stream,
+  Http2Connection,
+  type StreamHandler,
+} from './http2-connection.ts';
+import { DEFAULT_LIMITS, type Http2Limits } from './http2-limits.ts';
+import { MessageReader } from './message-reader.ts';
 
 /**
  * A small gRPC server on our own HTTP/2 connection layer (http2-connection.ts): unary calls first, and the few streaming
@@ -91,22 +98,26 @@ export interface LeanServerOptions {
    * clients must present a certificate it signed, or the handshake fails.
    */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca?: Buffer | undefined };
+  /** What one peer may make the server hold or do (http2-limits.ts); the defaults when absent. */
+  readonly limits?: Http2Limits;
 }
 
 const ACCEPT_ENCODING = 'identity,deflate,gzip';
 const DECOMPRESS: Record<string, typeof gunzipSync> = { gzip: gunzipSync, deflate: inflateSync };
-type Fields = Array<[string, string]>;
-const RESPONSE_FIELDS: Fields = [
+type Fields = Array<readonly [string, string]>;
+/** Frozen lists are constants to the connection: their encoded blocks are reused. */
+const constant = (fields: Fields): HeaderFields =>
+  Object.freeze(fields.map((f) => Object.freeze(f)));
+const RESPONSE_FIELDS = constant([
   [':status', '200'],
   ['content-type', 'application/grpc'],
   ['grpc-accept-encoding', ACCEPT_ENCODING],
-];
-/** The header blocks of every successful reply, encoded once. */
-const RESPONSE_BLOCK = encodeHeaders(RESPONSE_FIELDS);
-const OK_TRAILERS_BLOCK = encodeHeaders([['grpc-status', '0']]);
-/** Room for one whole request, headers included, on any stream. */
-const MAX_HEADER_LIST_BYTES = 64 * 1024;
-const MAX_CONCURRENT_STREAMS = 1000;
+]);
+const OK_TRAILERS = constant([['grpc-status', '0']]);
+const METHOD_NOT_ALLOWED = constant([[':status', '405']]);
+const UNSUPPORTED_MEDIA_TYPE = constant([[':status', '415']]);
+/** How often connections check their timeouts (handshake, idle, write stall). */
+const TICK_MS = 1000;
 const TIMEOUT_UNIT_MS: Record<string, number> = {
   H: 3_600_000,
   M: 60_000,
@@ -118,7 +129,6 @@ const TIMEOUT_UNIT_MS: Record<string, number> = {
 /** Deadlines fire up to this late; a call's own timeout is typically seconds. */
 const DEADLINE_RESOLUTION_MS = 5;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
-const EMPTY = Buffer.alloc(0);
 
 /** grpc-timeout: at most 8 digits and a unit. Undefined when absent, NaN when malformed. */
 function parseTimeout(value: string | undefined): number | undefined {
@@ -157,9 +167,14 @@ export class LeanServer {
   readonly #deadlines = new TimeoutSweeper(DEADLINE_RESOLUTION_MS);
   readonly #connections = new Set<Http2Connection>();
   readonly #streamCalls = new Set<Call>();
+  readonly #limits: Http2Limits;
+  readonly #bufferBudget: BufferBudget;
+  readonly #ticker: NodeJS.Timeout;
 
   constructor(options: LeanServerOptions) {
     this.#options = options;
+    this.#limits = options.limits ?? DEFAULT_LIMITS;
+    this.#bufferBudget = new BufferBudget(this.#limits.maxBufferedRequestBytes);
     const { tls } = options;
     this.#server = tls
       ? createTlsServer(
@@ -178,6 +193,12 @@ export class LeanServer {
           },
         )
       : createServer({ noDelay: true }, (socket) => this.#connect(socket));
+    this.#server.maxConnections = this.#limits.maxConnections;
+    this.#ticker = setInterval(() => {
+      const now = Date.now();
+      for (const connection of this.#connections) connection.tick(now);
+    }, TICK_MS);
+    this.#ticker.unref();
   }
 
   /** `path` is /package.Service/Method. */
@@ -201,6 +222,7 @@ export class LeanServer {
    * finish for up to `graceMs` before cutting the connections.
    */
   async close(graceMs: number): Promise<void> {
+    clearInterval(this.#ticker);
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const call of this.#streamCalls) call.end(Code.UNAVAILABLE, 'the server is shutting down');
     for (const connection of this.#connections) connection.drain();
@@ -218,10 +240,10 @@ export class LeanServer {
 
   #connect(socket: Socket): void {
     const connection = new Http2Connection(socket, {
+      limits: this.#limits,
       // Room for a whole maximum-size message in flight on a stream.
       initialWindowSize: Math.min(this.#options.maxReceiveBytes + 5, 2 ** 31 - 1),
-      maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-      maxHeaderListSize: MAX_HEADER_LIST_BYTES,
+      bufferBudget: this.#bufferBudget,
       onStream: (stream, headers) => this.#onStream(stream, headers),
     });
     this.#connections.add(connection);
@@ -230,12 +252,12 @@ export class LeanServer {
 
   #onStream(stream: H2Stream, headers: RequestHeaders): void {
     if (headers[':method'] !== 'POST') {
-      stream.respond(encodeHeaders([[':status', '405']]), true);
+      stream.handler = new NotGrpc(stream, METHOD_NOT_ALLOWED);
       return;
     }
     const contentType = headers['content-type'];
     if (contentType === undefined || !contentType.startsWith('application/grpc')) {
-      stream.respond(encodeHeaders([[':status', '415']]), true);
+      stream.handler = new NotGrpc(stream, UNSUPPORTED_MEDIA_TYPE);
       return;
     }
     const path = headers[':path'] ?? '';
@@ -282,6 +304,31 @@ export class LeanServer {
   }
 }
 
+/**
+ * A request that is not a gRPC call: its body is read and dropped, and the
+ * HTTP status goes out once the request is complete, as for any request.
+ */
+class NotGrpc implements StreamHandler {
+  readonly #stream: H2Stream;
+  readonly #status: HeaderFields;
+
+  constructor(stream: H2Stream, status: HeaderFields) {
+    this.#stream = stream;
+    this.#status = status;
+  }
+
+  requestData(): void {}
+
+  requestEnd(): void {
+    this.#stream.respond(this.#status, true);
+    this.#stream.release();
+  }
+
+  streamReset(): void {
+    this.#stream.release();
+  }
+}
+
 /** One RPC: reads length-prefixed messages, enforces the deadline, writes the reply. */
 class Call implements CallScope, Expiring, StreamCall, StreamHandler {
   expiresAtMs = NO_DEADLINE;
@@ -300,12 +347,9 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
   #method: Method | undefined;
   #decompress: typeof gunzipSync | undefined;
   #done = false;
-  // Framing state: bytes received but not yet parsed, and the length of the
-  // message being received (-1 while its 5-byte prefix is incomplete).
-  #chunks: Buffer[] = [];
-  #buffered = 0;
-  #messageLength = -1;
-  #compressed = false;
+  /** A unary handler has started and not yet settled: the stream keeps its slot until it does. */
+  #running = false;
+  readonly #reader: MessageReader;
   #request: Buffer | undefined;
 
   constructor(server: LeanServer, stream: H2Stream, path: string, headers: RequestHeaders) {
@@ -314,6 +358,7 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
     this.#path = path;
     this.#headers = headers;
     this.#givenRequestId = givenRequestId(headers['x-request-id']);
+    this.#reader = new MessageReader(server.options.maxReceiveBytes);
   }
 
   get deadlineMs(): number {
@@ -371,7 +416,7 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
     const stream = this.#stream;
     if (stream.closed) return;
     if (stream.headersSent) {
-      stream.end(code === Code.OK ? OK_TRAILERS_BLOCK : encodeHeaders(statusFields(code, details)));
+      stream.end(code === Code.OK ? OK_TRAILERS : statusFields(code, details));
       return;
     }
     // A failure always carries the id its log lines would use, generated
@@ -379,38 +424,22 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
     const id = code === Code.OK ? this.#givenRequestId : this.#id();
     const fields: Fields = [...RESPONSE_FIELDS, ...statusFields(code, details)];
     if (id) fields.push(['x-request-id', id]);
-    stream.respond(encodeHeaders(fields), true);
+    stream.respond(fields, true);
   }
 
   requestData(chunk: Buffer): void {
     if (this.#done) return;
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
-    for (;;) {
-      if (this.#messageLength < 0) {
-        if (this.#buffered < 5) return;
-        const prefix = this.#take(5);
-        const flag = prefix[0];
-        const length = prefix.readUInt32BE(1);
-        if (flag !== 0 && flag !== 1) {
-          this.end(Code.INTERNAL, `invalid message flag ${flag}`);
-          return;
-        }
-        if (length > this.#server.options.maxReceiveBytes) {
-          this.end(
-            Code.RESOURCE_EXHAUSTED,
-            `request of ${length} bytes is larger than the limit of ${this.#server.options.maxReceiveBytes}`,
-          );
-          return;
-        }
-        this.#messageLength = length;
-        this.#compressed = flag === 1;
-      }
-      if (this.#buffered < this.#messageLength) return;
-      const message = this.#take(this.#messageLength);
-      this.#messageLength = -1;
-      this.#onMessage(message);
-      if (this.#done) return;
+    const problem = this.#reader.read(chunk, (message, compressed) => {
+      if (this.onMessage) this.#stream.consume(message.length + 5);
+      this.#onMessage(message, compressed);
+      return !this.#done;
+    });
+    if (problem?.kind === 'flag') this.end(Code.INTERNAL, `invalid message flag ${problem.flag}`);
+    else if (problem?.kind === 'size') {
+      this.end(
+        Code.RESOURCE_EXHAUSTED,
+        `request of ${problem.length} bytes is larger than the limit of ${this.#server.options.maxReceiveBytes}`,
+      );
     }
   }
 
@@ -424,10 +453,7 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
     // one on every reply measured 10-15 % of the server's CPU per call, and
     // nothing is logged for a success that a generated id would point to.
     const id = this.#givenRequestId;
-    this.#stream.respond(
-      id ? encodeHeaders([...RESPONSE_FIELDS, ['x-request-id', id]]) : RESPONSE_BLOCK,
-      false,
-    );
+    this.#stream.respond(id ? [...RESPONSE_FIELDS, ['x-request-id', id]] : RESPONSE_FIELDS, false);
   }
 
   #id(): string {
@@ -439,9 +465,10 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
     this.#done = true;
     const method = this.#method ? this.#path.slice(this.#path.lastIndexOf('/') + 1) : 'unknown';
     this.#server.options.observe?.(method, code, (performance.now() - this.#startedAt) / 1000);
-    this.#chunks = [];
+    this.#request = undefined;
     this.#server.deadlines.delete(this);
     this.#server.streamCalls.delete(this);
+    if (!this.#running) this.#stream.release();
   }
 
   #cancel(): void {
@@ -449,27 +476,9 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
     this.onCancel?.();
   }
 
-  /** The next `length` bytes; without copying when one chunk holds them, as it usually does. */
-  #take(length: number): Buffer {
-    if (length === 0) return EMPTY;
-    const first = this.#chunks[0] as Buffer;
-    let taken: Buffer;
-    if (first.length >= length) {
-      taken = first.subarray(0, length);
-      if (first.length === length) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(length);
-    } else {
-      const all = Buffer.concat(this.#chunks, this.#buffered);
-      taken = all.subarray(0, length);
-      this.#chunks = all.length > length ? [all.subarray(length)] : [];
-    }
-    this.#buffered -= length;
-    return taken;
-  }
-
-  #onMessage(raw: Buffer): void {
+  #onMessage(raw: Buffer, compressed: boolean): void {
     let message = raw;
-    if (this.#compressed) {
+    if (compressed) {
       if (!this.#decompress) {
         this.end(Code.INTERNAL, 'compressed message without a grpc-encoding');
         return;
@@ -513,15 +522,24 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
     }
     this.#request = undefined;
     let reply: Promise<Buffer>;
+    this.#running = true;
     try {
       reply = method.unary(request, this.#headers, this);
     } catch (error) {
       reply = Promise.reject(error);
     }
     reply.then(
-      (frame) => this.#reply(frame),
-      (error: unknown) => this.#fail(error),
+      (frame) => this.#settled(frame, undefined),
+      (error: unknown) => this.#settled(undefined, error),
     );
+  }
+
+  /** The unary handler is done, whatever became of the call meanwhile. */
+  #settled(frame: Buffer | undefined, error: unknown): void {
+    this.#running = false;
+    if (frame !== undefined) this.#reply(frame);
+    else this.#fail(error);
+    this.#stream.release();
   }
 
   #reply(frame: Buffer): void {
@@ -535,7 +553,7 @@ class Call implements CallScope, Expiring, StreamCall, StreamHandler {
     if (stream.closed) return;
     this.#respond();
     stream.write(frame);
-    stream.end(OK_TRAILERS_BLOCK);
+    stream.end(OK_TRAILERS);
   }
 
   #fail(error: unknown): void {
