@@ -69,6 +69,18 @@ func (a *attemptCounter) failures() []error {
 	return append([]error{}, a.errors...)
 }
 
+// countingClient retries safe calls fast and often, within timeout, and
+// counts its attempts.
+func countingClient(t *testing.T, server *testenv.Server, timeout time.Duration) (*sessionmanagerclient.Client, *attemptCounter) {
+	counter := &attemptCounter{}
+	client := newClient(t,
+		sessionmanagerclient.WithAddress(server.Address()),
+		sessionmanagerclient.WithTimeout(timeout),
+		sessionmanagerclient.WithRetryPolicy(sessionmanagerclient.RetryPolicy{MaxAttempts: 1000, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}),
+		counter.option())
+	return client, counter
+}
+
 // expectError fails the test unless err is an *Error of the given kind, for
 // the given method, whose message matches (when message is not empty).
 func expectError(t *testing.T, err error, kind error, method string, message string) *sessionmanagerclient.Error {
@@ -109,7 +121,12 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 			server := testenv.StartServer(t, env)
-			client := newClient(t, sessionmanagerclient.WithAddress(server.Address()))
+			// The seed's call shape.
+			client := sessionmanagerclient.NewClient(
+				sessionmanagerclient.WithHost("127.0.0.1"),
+				sessionmanagerclient.WithPort(server.Port),
+			)
+			t.Cleanup(func() { client.Close() })
 			ctx := context.Background()
 			prefix := fmt.Sprintf("go-e2e-%s-%d", store, time.Now().UnixNano())
 			key := func(name string) string { return prefix + "." + name }
@@ -354,6 +371,16 @@ func TestEndToEnd(t *testing.T) {
 				expectError(t, err, sessionmanagerclient.ErrResourceExhausted, "SetSession", "")
 			})
 
+			t.Run("WithAddresses with one hostname balances over what DNS resolves it to", func(t *testing.T) {
+				// localhost resolves to 127.0.0.1 and maybe ::1, where nothing listens.
+				byName := newClient(t, sessionmanagerclient.WithAddresses(fmt.Sprintf("localhost:%d", server.Port)))
+				for i := 0; i < 4; i++ {
+					if _, err := byName.GetSession(ctx, &sessionmanager.GetSessionRequest{SessionKey: key("quote")}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+
 			t.Run("a canceled context fails the call with ErrCanceled", func(t *testing.T) {
 				canceled, cancel := context.WithCancel(ctx)
 				cancel()
@@ -437,12 +464,7 @@ func testDeadlinesAgainstAStalledRedis(t *testing.T, server *testenv.Server, red
 
 func testRetryWhileRedisPaused(t *testing.T, server *testenv.Server, redis *testenv.Redis, key string) {
 	ctx := context.Background()
-	counter := &attemptCounter{}
-	client := newClient(t,
-		sessionmanagerclient.WithAddress(server.Address()),
-		sessionmanagerclient.WithTimeout(20*time.Second),
-		sessionmanagerclient.WithRetryPolicy(sessionmanagerclient.RetryPolicy{MaxAttempts: 100, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}),
-		counter.option())
+	client, counter := countingClient(t, server, 20*time.Second)
 	if err := client.SetSession(ctx, &sessionmanager.SessionData{SessionKey: key, Attributes: map[string][]byte{"rider": []byte("r-9")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -468,12 +490,7 @@ func testRetryWhileRedisPaused(t *testing.T, server *testenv.Server, redis *test
 
 func testNoRetryForUnsafeCalls(t *testing.T, server *testenv.Server, key string) {
 	ctx := context.Background()
-	counter := &attemptCounter{}
-	client := newClient(t,
-		sessionmanagerclient.WithAddress(server.Address()),
-		sessionmanagerclient.WithTimeout(10*time.Second),
-		sessionmanagerclient.WithRetryPolicy(sessionmanagerclient.RetryPolicy{MaxAttempts: 100, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}),
-		counter.option())
+	client, counter := countingClient(t, server, 10*time.Second)
 	if err := client.SetSession(ctx, &sessionmanager.SessionData{SessionKey: key}); err != nil {
 		t.Fatal(err)
 	}
@@ -535,12 +552,7 @@ func testNoRetryForUnsafeCalls(t *testing.T, server *testenv.Server, key string)
 
 func testRetryAcrossRestart(t *testing.T, server *testenv.Server, persistent bool, key string) {
 	ctx := context.Background()
-	counter := &attemptCounter{}
-	client := newClient(t,
-		sessionmanagerclient.WithAddress(server.Address()),
-		sessionmanagerclient.WithTimeout(30*time.Second),
-		sessionmanagerclient.WithRetryPolicy(sessionmanagerclient.RetryPolicy{MaxAttempts: 1000, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}),
-		counter.option())
+	client, counter := countingClient(t, server, 30*time.Second)
 	if err := client.SetSession(ctx, &sessionmanager.SessionData{SessionKey: key, Attributes: map[string][]byte{"rider": []byte("r-7")}}); err != nil {
 		t.Fatal(err)
 	}
