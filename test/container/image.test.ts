@@ -212,6 +212,20 @@ describe('the container image', () => {
     assert.match(metrics, /^sessionmanager_store_up 1$/m);
   });
 
+  it("the CLI in the image reports SERVING (the compose file's health check)", async () => {
+    const check = await podmanStatus(
+      'exec',
+      container,
+      'node',
+      'dist/cli/main.js',
+      'health',
+      '--addr',
+      `127.0.0.1:${grpcPort}`,
+    );
+    assert.equal(check.code, 0, check.output);
+    assert.match(check.output, /"status": ?"SERVING"/);
+  });
+
   it('serves the session contract against Redis as the least-privilege ACL user', async () => {
     const request = { pickup: 'Airport T1', seats: 2 };
     const created = await sessions.setSession({

@@ -11,7 +11,7 @@
 // Needs kubectl: `npm run test:deploy`, which .ci/run calls.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -115,19 +115,21 @@ for (const overlay of OVERLAYS) {
         imports.add(`import type { ${type} } from '${module}';`);
         return `export const object${i}: ${type} = ${JSON.stringify(manifest, null, 2)};`;
       });
-      mkdirSync('.tmp/manifests', { recursive: true });
-      const file = `.tmp/manifests/${overlay}.ts`;
-      writeFileSync(file, [...imports, ...checks, ''].join('\n'));
+      // One directory per overlay, rewritten whole: no file of another run is compiled.
+      const dir = `.tmp/manifests/${overlay}`;
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(`${dir}/objects.ts`, [...imports, ...checks, ''].join('\n'));
       writeFileSync(
-        '.tmp/manifests/tsconfig.json',
+        `${dir}/tsconfig.json`,
         JSON.stringify({
-          extends: '../../tsconfig.base.json',
+          extends: '../../../tsconfig.base.json',
           compilerOptions: { noEmit: true, types: [] },
-          include: ['*.ts'],
+          files: ['objects.ts'],
         }),
       );
       try {
-        execFileSync('node_modules/.bin/tsc', ['-p', '.tmp/manifests/tsconfig.json'], {
+        execFileSync('node_modules/.bin/tsc', ['-p', `${dir}/tsconfig.json`], {
           encoding: 'utf8',
         });
       } catch (error) {
@@ -257,3 +259,19 @@ function config(manifests: Manifest[]): Manifest {
   assert.ok(found);
   return found;
 }
+
+describe('the local stack (compose.yaml)', () => {
+  it("gives the service the README's least-privilege ACL, and the deployment's redis.conf", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const documented = /ACL SETUSER sessionmanager on >PASSWORD (.*)\n/.exec(readme)?.[1];
+    assert.ok(documented, 'the README documents the ACL');
+    const compose = readFileSync('compose.yaml', 'utf8');
+    const local = /'user sessionmanager on >\S+ (.*)'/.exec(compose)?.[1];
+    assert.equal(local, documented);
+    assert.match(
+      compose,
+      /\.\/deploy\/kubernetes\/redis\/redis\.conf:\/etc\/redis\/redis\.conf:ro/,
+    );
+    assert.match(compose, /read_only: true/);
+  });
+});
