@@ -1,9 +1,11 @@
 import cluster from 'node:cluster';
+import { buildInfo } from './build-info.ts';
 import { aggregateWorkerMetrics } from './cluster-metrics.ts';
 import { type Config, ConfigError, insecureExposure, loadConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createServer } from './server.ts';
 import { createStore } from './store/create-store.ts';
+import { MemoryStore } from './store/memory-store.ts';
 
 /** Process wiring: config, store, server, signals; with WORKERS > 1, a node:cluster primary. */
 async function main(): Promise<void> {
@@ -26,6 +28,10 @@ async function main(): Promise<void> {
 async function serve(config: Config, logger: Logger): Promise<void> {
   const store = createStore(config, logger);
   const server = createServer(config, { store, logger, clusterWorker: cluster.isWorker });
+  server.metrics.describeBuild(buildInfo(config));
+  if (store instanceof MemoryStore) {
+    server.metrics.watchMemoryStore(() => store.usage(), config.memoryMaxBytes);
+  }
   const ports = await server.listen();
   logger.info(
     {

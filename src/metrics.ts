@@ -8,6 +8,31 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 const SIZE_BUCKETS = [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304];
 
 /**
+ * prom-client's default metrics include gauges named like counters, which
+ * `promtool check metrics` rejects. Each has a `type`-labelled twin
+ * (`nodejs_active_handles` ...) whose sum gives the same total.
+ */
+const GAUGES_NAMED_LIKE_COUNTERS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/** Labels of `sessionmanager_build_info`. */
+export interface BuildInfo {
+  version: string;
+  node_version: string;
+  transport: string;
+  store: string;
+}
+
+/** What the in-memory store holds, read at each scrape. */
+export interface MemoryStoreUsage {
+  bytes: number;
+  sessions: number;
+}
+
+/**
  * The service's Prometheus metrics. Labels are bounded sets (transport,
  * method, status code, store operation, event): a session key never becomes
  * a label.
@@ -53,6 +78,22 @@ export class Metrics {
     aggregator: 'min',
   });
 
+  readonly storeReconnects = new Counter({
+    name: 'sessionmanager_store_reconnects_total',
+    help: 'Times the store answered again after the health probe (PING every 500 ms) had found it unreachable; the first connection is not counted.',
+    registers: [this.registry],
+  });
+  #storeWasUp = false;
+
+  readonly buildInfo = new Gauge({
+    name: 'sessionmanager_build_info',
+    help: 'Always 1; the labels say what runs: version, Node.js version, gRPC transport, store.',
+    labelNames: ['version', 'node_version', 'transport', 'store'] as const,
+    registers: [this.registry],
+    // Across WORKERS every worker runs the same build: one series, value 1.
+    aggregator: 'first',
+  });
+
   readonly sessionEvents = new LabeledCounter(
     'sessionmanager_session_events_total',
     'Session lifecycle events: created, replaced, updated, touched, consumed, deleted, rotated, cas_conflict, not_found.',
@@ -73,6 +114,7 @@ export class Metrics {
   /** `acrossWorkers`: this process is one of WORKERS > 1, and /metrics speaks for all of them. */
   constructor(options: { acrossWorkers?: boolean } = {}) {
     collectDefaultMetrics({ register: this.registry });
+    for (const name of GAUGES_NAMED_LIKE_COUNTERS) this.registry.removeSingleMetric(name);
     this.#exposition = options.acrossWorkers
       ? clusterMetricsReader(this.registry)
       : () => this.registry.metrics();
@@ -81,6 +123,43 @@ export class Metrics {
   /** The text /metrics serves (content type: `registry.contentType`). */
   exposition(): Promise<string> {
     return this.#exposition();
+  }
+
+  /** The health probe's verdict changed (it reports changes only). */
+  storeHealthChanged(up: boolean): void {
+    this.storeUp.set(up ? 1 : 0);
+    if (up && this.#storeWasUp) this.storeReconnects.inc();
+    if (up) this.#storeWasUp = true;
+  }
+
+  describeBuild(info: BuildInfo): void {
+    this.buildInfo.set({ ...info }, 1);
+  }
+
+  /** Exports the in-memory store's use of its bound (MEMORY_MAX_BYTES). */
+  watchMemoryStore(usage: () => MemoryStoreUsage, maxBytes: number): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'sessionmanager_memory_store_bytes',
+      help: 'Bytes the in-memory store counts against MEMORY_MAX_BYTES (session bytes plus bookkeeping).',
+      registers,
+      collect() {
+        this.set(usage().bytes);
+      },
+    });
+    new Gauge({
+      name: 'sessionmanager_memory_store_sessions',
+      help: 'Sessions the in-memory store holds (an expired one until the next sweep, within a second).',
+      registers,
+      collect() {
+        this.set(usage().sessions);
+      },
+    });
+    new Gauge({
+      name: 'sessionmanager_memory_store_max_bytes',
+      help: 'MEMORY_MAX_BYTES: past it the in-memory store refuses writes (RESOURCE_EXHAUSTED).',
+      registers,
+    }).set(maxBytes);
   }
 
   observeCall(transport: Transport, method: string, code: string, seconds: number): void {

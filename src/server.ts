@@ -45,7 +45,7 @@ export function createServer(
   const health = new HealthMonitor(
     () => store.ping(),
     logger,
-    (serving) => metrics.storeUp.set(serving === 'SERVING' ? 1 : 0),
+    (serving) => metrics.storeHealthChanged(serving === 'SERVING'),
   );
   const auth = new Authenticator(config.auth?.tokens);
   const context: CallContext = { logger, metrics, auth };

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { LabeledHistogram } from '../src/metric-series.ts';
+import { Metrics } from '../src/metrics.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
+import { freePort, waitFor } from './support/ports.ts';
+import { spawnService } from './support/process.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
 /** Parses the Prometheus text format into "name{labels}" → value. */
@@ -118,5 +122,67 @@ describe('hot-path metric series', () => {
       ),
       { numRuns: 50 },
     );
+  });
+});
+
+describe('metrics of the process and the store', () => {
+  it('no gauge is named like a counter (promtool check metrics rejects a non-counter *_total)', async () => {
+    const text = await new Metrics().exposition();
+    const gauges = [...text.matchAll(/^# TYPE (\S+) gauge$/gm)].map((match) => match[1]);
+    assert.ok(gauges.includes('nodejs_active_handles'), 'the per-type gauges stay');
+    assert.deepEqual(
+      gauges.filter((name) => name?.endsWith('_total')),
+      [],
+    );
+  });
+
+  it('counts a reconnect each time the store answers again after being unreachable, not the first connection', async () => {
+    const metrics = new Metrics();
+    const reconnects = async () =>
+      parse(await metrics.exposition()).get('sessionmanager_store_reconnects_total');
+    metrics.storeHealthChanged(true);
+    assert.equal(await reconnects(), 0);
+    metrics.storeHealthChanged(false);
+    assert.equal(parse(await metrics.exposition()).get('sessionmanager_store_up'), 0);
+    metrics.storeHealthChanged(true);
+    metrics.storeHealthChanged(false);
+    metrics.storeHealthChanged(true);
+    assert.equal(await reconnects(), 2);
+    assert.equal(parse(await metrics.exposition()).get('sessionmanager_store_up'), 1);
+  });
+
+  it("the service exports its build and, on the in-memory store, the store's use of its bound", async () => {
+    const httpPort = await freePort();
+    const service = await spawnService({
+      PORT: '0',
+      HTTP_PORT: String(httpPort),
+      MEMORY_MAX_BYTES: '2000000',
+    });
+    try {
+      const base = `http://127.0.0.1:${httpPort}`;
+      const scrape = async () => parse(await (await fetch(`${base}/metrics`)).text());
+      await waitFor('SERVING', async () => (await fetch(`${base}/readyz`)).ok);
+      assert.equal((await scrape()).get('sessionmanager_memory_store_bytes'), 0);
+
+      const created = await fetch(`${base}/v1/sessions`, {
+        method: 'POST',
+        body: JSON.stringify({ fleetListRequest: Buffer.alloc(3000).toString('base64') }),
+      });
+      assert.equal(created.status, 200);
+      const samples = await scrape();
+      const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+      assert.equal(
+        samples.get(
+          `sessionmanager_build_info{version="${version}",node_version="${process.version}",transport="lean",store="memory"}`,
+        ),
+        1,
+      );
+      assert.equal(samples.get('sessionmanager_memory_store_sessions'), 1);
+      assert.equal(samples.get('sessionmanager_memory_store_max_bytes'), 2_000_000);
+      const bytes = samples.get('sessionmanager_memory_store_bytes') ?? 0;
+      assert.ok(bytes > 3000 && bytes < 6000, `3000 payload bytes plus bookkeeping, got ${bytes}`);
+    } finally {
+      service.child.kill('SIGKILL');
+    }
   });
 });

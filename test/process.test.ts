@@ -156,6 +156,10 @@ describe('the service process', () => {
           new RegExp(`sessionmanager_call_duration_seconds_count\\{${labels}\\} 10\n`),
         );
         assert.match(text, /\nsessionmanager_store_up 1\n/);
+        assert.equal(
+          text.match(/^sessionmanager_build_info\{.*store="redis-standalone"\} 1$/gm)?.length,
+          1,
+        );
       }
     } finally {
       service.child.kill('SIGKILL');

@@ -127,6 +127,11 @@ export class MemoryStore implements SessionStore {
     return { sessionKey, version, createdAtMs, expiresAtMs };
   }
 
+  /** Bytes counted against the bound, and sessions held (expired ones until the next sweep). */
+  usage(): { bytes: number; sessions: number } {
+    return { bytes: this.#bytes, sessions: this.#sessions.size };
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
