@@ -181,7 +181,7 @@ const ENV = z.object({
   H2_MAX_CONCURRENT_STREAMS: integer(1, 1_000_000).default(1000),
   H2_CONNECTION_WINDOW: integer(65_535, 2 ** 31 - 1).default(4 * 1024 * 1024),
   H2_MAX_BUFFERED_BYTES: integer(65_535, Number.MAX_SAFE_INTEGER).default(32 * 1024 * 1024),
-  H2_MAX_UNSENT_BYTES: integer(16 * 1024, Number.MAX_SAFE_INTEGER).default(4 * 1024 * 1024),
+  H2_MAX_UNSENT_BYTES: integer(16 * 1024, Number.MAX_SAFE_INTEGER).default(1024 * 1024),
   H2_WRITE_STALL_TIMEOUT: duration(100).default(10_000),
   H2_IDLE_TIMEOUT: duration(1000).default(300_000),
   H2_HANDSHAKE_TIMEOUT: duration(100).default(10_000),

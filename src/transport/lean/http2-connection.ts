@@ -62,6 +62,8 @@ const INDEXED_RESPONSE_FIELDS = [
   'grpc-encoding',
   'grpc-status',
 ];
+/** Handlers that may run while replies wait for the peer's window (see #mustPark). */
+const PARK_AFTER_ANSWERING = 16;
 /** How many recently closed streams we remember, to tell late frames from protocol errors. */
 const CLOSED_MEMORY = 1024;
 /** A closed stream whose peer may still have frames in flight (we ended it first). */
@@ -135,6 +137,10 @@ export class H2Stream {
   queued = false;
   /** The handler has been told the request ended. */
   endDelivered = false;
+  /** Its request is complete and waits for the peer to take what we owe it (see #mustPark). */
+  parked = false;
+  /** Its handler has the request and has not ended its reply. */
+  answering = false;
 
   constructor(
     readonly id: number,
@@ -251,6 +257,11 @@ export class Http2Connection {
   #readPausedForBacklog = false;
   /** Streams opened or ended in the current read: their handlers hear of it once the read is handled. */
   #ready: H2Stream[] = [];
+  /** Complete requests whose handlers wait until the peer takes what we owe it. */
+  #parked: H2Stream[] = [];
+  /** Streams whose handler has the request and has not ended its reply. */
+  #answering = 0;
+  #unparking = false;
   /** A header block split over CONTINUATION frames. */
   #continuation: { stream: number; flags: number; parts: Buffer[]; frames: number } | undefined;
   #lastStreamId = 0;
@@ -282,6 +293,10 @@ export class Http2Connection {
     FIXED_LIMITS.emptyFrameBurst,
     FIXED_LIMITS.emptyFramesPerSecond,
   );
+  /** PINGs that came with nothing sent to the peer since the one before (grpc-go's rule). */
+  readonly #idlePings = new RateBudget(FIXED_LIMITS.idlePingBurst, FIXED_LIMITS.idlePingsPerSecond);
+  /** We sent HEADERS or DATA since the peer's last PING: a PING now is flow-control or keepalive, not a flood. */
+  #sentSincePing = true;
   /** Control frames written since the socket last had nothing unsent. */
   #controlFramesQueued = 0;
   /** Closed streams whose handler still runs: they count against the concurrency limit. */
@@ -465,6 +480,7 @@ export class Http2Connection {
       }
     }
     this.#checkBacklog();
+    if (this.#parked.length > 0) this.#unpark();
   }
 
   /** Our half of the stream is done; a client still sending is asked to stop (RFC 9113 8.1). */
@@ -502,6 +518,11 @@ export class Http2Connection {
     this.#closedBy[this.#closedNext] = closedBy;
     this.#closedNext = (this.#closedNext + 1) % CLOSED_MEMORY;
     this.#streams.delete(stream);
+    if (stream.parked) {
+      stream.parked = false;
+      const at = this.#parked.indexOf(stream);
+      if (at >= 0) this.#parked.splice(at, 1);
+    }
     // One whose handler never heard of it has nothing to wait for.
     if (stream.handler === ignoreStream) stream.released = true;
     if (!stream.released) {
@@ -510,6 +531,11 @@ export class Http2Connection {
     }
     this.#noteIfIdle();
     this.#endIfIdle();
+    if (stream.answering) {
+      stream.answering = false;
+      this.#answering--;
+      if (this.#parked.length > 0) this.#unpark();
+    }
   }
 
   /** Who closed a recently closed stream, or 0 when it is not remembered. */
@@ -538,6 +564,7 @@ export class Http2Connection {
     const streams = this.#streams.takeAll();
     this.#blocked = [];
     this.#ready = [];
+    this.#parked = [];
     for (const stream of streams) {
       stream.closed = true;
       stream.handler.streamReset();
@@ -694,12 +721,53 @@ export class Http2Connection {
           for (const chunk of early) if (!stream.closed) stream.handler.requestData(chunk);
         }
       }
-      if (stream.remoteEnded && !stream.closed && !stream.endDelivered) {
-        stream.endDelivered = true;
-        this.#releaseBuffered(stream, stream.bufferedBytes);
-        stream.handler.requestEnd();
+      if (stream.remoteEnded && !stream.closed && !stream.endDelivered && !stream.parked) {
+        if (this.#mustPark(stream)) {
+          stream.parked = true;
+          this.#parked.push(stream);
+        } else this.#deliverEnd(stream);
       }
     }
+  }
+
+  #deliverEnd(stream: H2Stream): void {
+    stream.endDelivered = true;
+    stream.answering = true;
+    this.#answering++;
+    this.#releaseBuffered(stream, stream.bufferedBytes);
+    stream.handler.requestEnd();
+  }
+
+  /**
+   * Whether a complete request must wait before its handler starts: while
+   * the peer has window for the reply and takes what we send, never. A
+   * stream or connection with no window waits for a WINDOW_UPDATE; once
+   * replies wait for window, at most PARK_AFTER_ANSWERING handlers run, and
+   * none past maxUnsentBytes. A peer that opens no window (a zero-window
+   * attack) thus makes us build no reply at all, not one per stream it opens.
+   */
+  #mustPark(stream: H2Stream): boolean {
+    if (stream.sendWindow <= 0 || this.#sendWindow <= 0) return true;
+    const pending = this.#pendingBytes;
+    if (pending === 0) return false;
+    return pending >= this.#limits.maxUnsentBytes || this.#answering >= PARK_AFTER_ANSWERING;
+  }
+
+  /** Starts parked handlers, oldest first, as far as the peer has caught up. */
+  #unpark(): void {
+    if (this.#unparking) return;
+    this.#unparking = true;
+    const parked = this.#parked;
+    this.#parked = [];
+    for (const stream of parked) {
+      if (stream.closed) continue;
+      if (this.#destroyed || this.#mustPark(stream)) this.#parked.push(stream);
+      else {
+        stream.parked = false;
+        this.#deliverEnd(stream);
+      }
+    }
+    this.#unparking = false;
   }
 
   #enqueue(stream: H2Stream): void {
@@ -738,7 +806,13 @@ export class Http2Connection {
       case FrameType.PING:
         if (streamId !== 0) return this.#fail(H2Error.PROTOCOL_ERROR);
         if (payload.length !== 8) return this.#fail(H2Error.FRAME_SIZE_ERROR);
-        if ((flags & Flag.ACK) === 0) this.#control(FrameType.PING, Flag.ACK, 0, payload);
+        if ((flags & Flag.ACK) === 0) {
+          if (!this.#sentSincePing && !this.#idlePings.take()) {
+            return this.#fail(H2Error.ENHANCE_YOUR_CALM);
+          }
+          this.#sentSincePing = false;
+          this.#control(FrameType.PING, Flag.ACK, 0, payload);
+        }
         return !this.#destroyed;
       case FrameType.GOAWAY:
         if (streamId !== 0) return this.#fail(H2Error.PROTOCOL_ERROR);
@@ -912,8 +986,13 @@ export class Http2Connection {
       return this.#refuse(streamId, H2Error.REFUSED_STREAM);
     }
     if (this.#pendingBytes > this.#limits.maxUnsentBytes) {
-      // The peer does not open its windows for what we owe it: no new work until it does.
-      return this.#refuse(streamId, H2Error.REFUSED_STREAM);
+      // The peer does not open its windows for what we owe it: no new work
+      // until it does. Not a reset it caused: closing the connection for it
+      // would only free what it holds for it to fill again on a new one; the
+      // write-stall timeout drops it instead.
+      this.#rstStream(streamId, H2Error.REFUSED_STREAM);
+      this.#rememberClosed(streamId);
+      return this.#spendEmptyFrame();
     }
     const stream = new H2Stream(
       streamId,
@@ -1181,6 +1260,7 @@ export class Http2Connection {
   /** Appends one frame to the output; it goes out at the end of this turn of the event loop. */
   #frame(type: number, flags: number, streamId: number, payload: Buffer | undefined): void {
     if (this.#destroyed) return;
+    if (type === FrameType.DATA || type === FrameType.HEADERS) this.#sentSincePing = true;
     const length = payload ? payload.length : 0;
     const at = this.#output.claim(FRAME_HEADER_BYTES);
     const arena = this.#output.arena;

@@ -45,6 +45,13 @@ export const FIXED_LIMITS = {
   /** Frames that carry nothing (empty DATA or header blocks, frames on closed streams, unknown types). */
   emptyFrameBurst: 1000,
   emptyFramesPerSecond: 100,
+  /**
+   * PINGs with nothing sent to the peer since its previous PING: a burst,
+   * then a rate. A PING that follows our HEADERS or DATA is free, as grpc-go's
+   * server counts them, so BDP pings (one per round trip of data) never count.
+   */
+  idlePingBurst: 100,
+  idlePingsPerSecond: 10,
   /** Control frames (PING and SETTINGS acks, RST_STREAM) waiting for a peer that does not read. */
   maxQueuedControlFrames: 1000,
   /** Frames handled per read before other connections get their turn. */
@@ -55,7 +62,7 @@ export const DEFAULT_LIMITS: Http2Limits = Object.freeze({
   maxConcurrentStreams: 1000,
   connectionWindowBytes: 4 * 1024 * 1024,
   maxBufferedRequestBytes: 32 * 1024 * 1024,
-  maxUnsentBytes: 4 * 1024 * 1024,
+  maxUnsentBytes: 1024 * 1024,
   writeStallTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
   handshakeTimeoutMs: 10_000,
