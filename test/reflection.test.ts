@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { Client, credentials, status } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { rawClient } from './support/grpc.ts';
+import { REFLECTION_PROTO_FILE } from './support/proto.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
-const require = createRequire(import.meta.url);
-const reflection = protoLoader.loadSync(
-  require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto'),
-  { keepCase: true, defaults: true },
-);
+const reflection = protoLoader.loadSync(REFLECTION_PROTO_FILE, { keepCase: true, defaults: true });
 
 interface ListServicesReply {
   list_services_response?: { service: Array<{ name: string }> };
