@@ -1,73 +1,129 @@
 import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { Client, credentials, status } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { DESCRIPTOR_SET_FILE } from '../src/transport/reflection.ts';
 import { rawClient } from './support/grpc.ts';
 import { REFLECTION_PROTO_FILE } from './support/proto.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
+// The server runs in this process: a synchronous exec would stall it.
+const run = promisify(execFile);
 const reflection = protoLoader.loadSync(REFLECTION_PROTO_FILE, { keepCase: true, defaults: true });
+const python = '/usr/bin/python3';
+const pythonReady =
+  existsSync(python) &&
+  spawnSync(python, ['-c', 'import grpc, google.protobuf'], { stdio: 'ignore' }).status === 0;
 
 interface ListServicesReply {
   list_services_response?: { service: Array<{ name: string }> };
 }
 
-describe('generic tools can find the API', () => {
-  let server: TestServer;
-
-  before(async () => {
-    server = await startServer();
-  });
-
-  after(() => server.close());
-
-  it('server reflection lists the session service and health', async () => {
-    const info = (
-      reflection['grpc.reflection.v1.ServerReflection'] as protoLoader.ServiceDefinition
-    ).ServerReflectionInfo;
-    assert.ok(info);
-    const client = new Client(server.address, credentials.createInsecure());
+describe('the served descriptors are the compiled .proto files', () => {
+  it('proto/descriptor-set.binpb is what `npm run proto` (buf) builds from proto/ now', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'descriptors-'));
     try {
-      const stream = client.makeBidiStreamRequest(
-        info.path,
-        info.requestSerialize,
-        info.responseDeserialize,
-      );
-      const reply = new Promise<string[]>((resolve, reject) => {
-        stream.once('data', (message: ListServicesReply) =>
-          resolve(message.list_services_response?.service.map((s) => s.name) ?? []),
-        );
-        stream.once('error', reject);
+      const fresh = join(dir, 'set.binpb');
+      const buf = join(import.meta.dirname, '../node_modules/.bin/buf');
+      const built = spawnSync(buf, ['build', 'proto', '--as-file-descriptor-set', '-o', fresh], {
+        cwd: join(import.meta.dirname, '..'),
+        encoding: 'utf8',
       });
-      stream.write({ list_services: '' });
-      const names = await reply;
-      stream.end();
-      assert.ok(names.includes('sessionmanager.v1.SessionManagerService'), names.join(','));
-    } finally {
-      client.close();
-    }
-  });
-
-  it('an unknown method is UNIMPLEMENTED', async () => {
-    const client = new Client(server.address, credentials.createInsecure());
-    try {
-      await assert.rejects(
-        new Promise((resolve, reject) =>
-          client.makeUnaryRequest(
-            '/sessionmanager.v1.SessionManagerService/NoSuchMethod',
-            (value: Buffer) => value,
-            (value: Buffer) => value,
-            Buffer.alloc(0),
-            (error, value) => (error ? reject(error) : resolve(value)),
-          ),
-        ),
-        { code: status.UNIMPLEMENTED },
+      assert.equal(built.status, 0, built.stderr);
+      assert.ok(
+        readFileSync(fresh).equals(readFileSync(DESCRIPTOR_SET_FILE)),
+        'proto/descriptor-set.binpb is stale: run `npm run proto` and commit it',
       );
-      const raw = rawClient(server.address);
-      assert.equal(await raw.health(), 'SERVING');
-      raw.close();
     } finally {
-      client.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
+
+for (const transport of ['lean', 'grpc-js'] as const) {
+  describe(`generic tools can find and use the API (${transport} transport)`, () => {
+    let server: TestServer;
+
+    before(async () => {
+      server = await startServer({ env: { GRPC_TRANSPORT: transport } });
+    });
+
+    after(() => server.close());
+
+    it('server reflection lists the session service, health and reflection', async () => {
+      const info = (
+        reflection['grpc.reflection.v1.ServerReflection'] as protoLoader.ServiceDefinition
+      ).ServerReflectionInfo;
+      assert.ok(info);
+      const client = new Client(server.address, credentials.createInsecure());
+      try {
+        const stream = client.makeBidiStreamRequest(
+          info.path,
+          info.requestSerialize,
+          info.responseDeserialize,
+        );
+        const reply = new Promise<string[]>((resolve, reject) => {
+          stream.once('data', (message: ListServicesReply) =>
+            resolve(message.list_services_response?.service.map((s) => s.name) ?? []),
+          );
+          stream.once('error', reject);
+        });
+        stream.write({ list_services: '' });
+        const names = await reply;
+        stream.end();
+        assert.deepEqual(names.sort(), [
+          'grpc.health.v1.Health',
+          'grpc.reflection.v1.ServerReflection',
+          'grpc.reflection.v1alpha.ServerReflection',
+          'sessionmanager.v1.SessionManagerService',
+        ]);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('a Python descriptor pool builds the whole API from reflection alone and calls every method', {
+      skip:
+        !pythonReady &&
+        'python3-grpcio or python3-protobuf is not installed (apt-get install python3-grpcio python3-protobuf)',
+    }, async () => {
+      const script = join(import.meta.dirname, 'support/reflection-client.py');
+      const { stdout } = await run(python, [script, server.address], { timeout: 60_000 });
+      assert.match(stdout, /descriptors: map entries, proto3 optional and type names are valid/);
+      assert.match(
+        stdout,
+        /SessionManagerService: called SetSession, GetSession, UpdateSession, TouchSession, ConsumeSession, DeleteSession, RotateSessionKey/,
+      );
+      assert.match(stdout, /grpc\.health\.v1\.Health: called Check, Watch/);
+      assert.match(stdout, /\nok\n$/);
+    });
+
+    it('an unknown method is UNIMPLEMENTED', async () => {
+      const client = new Client(server.address, credentials.createInsecure());
+      try {
+        await assert.rejects(
+          new Promise((resolve, reject) =>
+            client.makeUnaryRequest(
+              '/sessionmanager.v1.SessionManagerService/NoSuchMethod',
+              (value: Buffer) => value,
+              (value: Buffer) => value,
+              Buffer.alloc(0),
+              (error, value) => (error ? reject(error) : resolve(value)),
+            ),
+          ),
+          { code: status.UNIMPLEMENTED },
+        );
+        const raw = rawClient(server.address);
+        assert.equal(await raw.health(), 'SERVING');
+        raw.close();
+      } finally {
+        client.close();
+      }
+    });
+  });
+}
