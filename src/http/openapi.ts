@@ -102,8 +102,18 @@ for (const method of METHODS) {
   schemas[reply] = messageSchema(messages[reply as MessageName] as JsonMessage, true);
 }
 
+/** Node's HTTP server answers any request whose headers pass its limit so, probes included. */
+const HEADERS_TOO_LARGE = {
+  '431': { description: 'the request headers are larger than the server accepts (16 KiB)' },
+};
 const probe = (operationId: string, summary: string, responses: Record<string, unknown>) => ({
-  get: { operationId, summary, tags: ['operations'], security: [], responses },
+  get: {
+    operationId,
+    summary,
+    tags: ['operations'],
+    security: [],
+    responses: { ...responses, ...HEADERS_TOO_LARGE },
+  },
 });
 const status = (description: string) => ({
   description,
@@ -123,7 +133,7 @@ export const openApiDocument = {
       'The session API of sessionmanager over HTTP/JSON (the proto3 JSON mapping of sessionmanager.v1: lowerCamelCase names, the proto field names accepted too; bytes as base64; int64 written as decimal strings, read from numbers or strings), plus probes and metrics.',
     license: { name: 'MIT', identifier: 'MIT' },
   },
-  servers: [{ url: 'http://localhost:8080', description: 'a local server (HTTP_PORT)' }],
+  servers: [{ url: '/', description: 'the server this document is served by (HTTP_PORT)' }],
   tags: [
     { name: 'sessions', description: 'the session API, as over gRPC' },
     { name: 'operations', description: 'probes, metrics and this document' },
