@@ -105,7 +105,8 @@ export class CallWrapper {
   /**
    * One ended call: its metrics, the access line at debug (method, code,
    * duration, request id; never a session key), and an error line with the
-   * cause when the status is INTERNAL.
+   * cause when `error` (what the call threw) became INTERNAL: a bug. A
+   * protocol violation the server refused itself has no cause to log.
    */
   record(
     served: ServedMethod,
@@ -115,7 +116,7 @@ export class CallWrapper {
     error?: unknown,
   ): void {
     served.metrics.finished(code, seconds);
-    if (code === Status.INTERNAL) {
+    if (code === Status.INTERNAL && error !== undefined) {
       this.#logger.error(
         { err: error, transport: served.transport, method: served.method, requestId },
         'call failed',
