@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Client, credentials, status } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { DESCRIPTOR_SET_FILE } from '../src/transport/reflection.ts';
+import { DESCRIPTOR_SET_FILE, Reflection } from '../src/transport/reflection.ts';
 import { rawClient } from './support/grpc.ts';
 import { REFLECTION_PROTO_FILE } from './support/proto.ts';
 import { startServer, type TestServer } from './support/server.ts';
@@ -22,6 +22,14 @@ const pythonReady =
 
 interface ListServicesReply {
   list_services_response?: { service: Array<{ name: string }> };
+}
+
+interface ReflectionReply {
+  valid_host?: string;
+  original_request?: { file_containing_symbol?: string };
+  file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+  all_extension_numbers_response?: { base_type_name: string; extension_number: number[] };
+  error_response?: { error_code: number; error_message: string };
 }
 
 describe('the served descriptors are the compiled .proto files', () => {
@@ -42,6 +50,73 @@ describe('the served descriptors are the compiled .proto files', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('reflection answers each kind of request', () => {
+  const info = (reflection['grpc.reflection.v1.ServerReflection'] as protoLoader.ServiceDefinition)
+    .ServerReflectionInfo as protoLoader.MethodDefinition<object, ReflectionReply>;
+  const service = new Reflection();
+  const ask = (request: object) =>
+    info.responseDeserialize(service.answer(info.requestSerialize(request)));
+  const fileNames = (reply: ReflectionReply) =>
+    (reply.file_descriptor_response?.file_descriptor_proto ?? []).map((bytes) => {
+      // FileDescriptorProto field 1 (name): a one-byte tag and a one-byte length here.
+      assert.equal(bytes[0], 0x0a);
+      return bytes.subarray(2, 2 + (bytes[1] ?? 0)).toString();
+    });
+
+  it('finds the file of every kind of symbol, echoing the request and the host', () => {
+    const symbols: Array<[string, string]> = [
+      ['sessionmanager.v1.SessionManagerService', 'sessionmanager/v1/sessionmanager.proto'],
+      [
+        'sessionmanager.v1.SessionManagerService.RotateSessionKey',
+        'sessionmanager/v1/sessionmanager.proto',
+      ],
+      [
+        'sessionmanager.v1.UpdateSessionRequest.expected_version',
+        'sessionmanager/v1/sessionmanager.proto',
+      ],
+      ['sessionmanager.v1.SessionData.AttributesEntry', 'sessionmanager/v1/sessionmanager.proto'],
+      ['.grpc.health.v1.HealthCheckResponse.ServingStatus', 'grpc/health/v1/health.proto'],
+      ['grpc.health.v1.HealthCheckResponse.SERVING', 'grpc/health/v1/health.proto'],
+      ['grpc.reflection.v1alpha.ServerReflection', 'grpc/reflection/v1alpha/reflection.proto'],
+    ];
+    for (const [symbol, file] of symbols) {
+      const reply = ask({ host: 'h', file_containing_symbol: symbol });
+      assert.deepEqual(fileNames(reply), [file], symbol);
+      assert.equal(reply.valid_host, 'h');
+      assert.equal(reply.original_request?.file_containing_symbol, symbol);
+    }
+    assert.deepEqual(fileNames(ask({ file_by_filename: 'grpc/health/v1/health.proto' })), [
+      'grpc/health/v1/health.proto',
+    ]);
+  });
+
+  it('says NOT_FOUND for what it does not have, and no extensions for a message', () => {
+    for (const request of [
+      { file_containing_symbol: 'sessionmanager.v1.Nope' },
+      { file_by_filename: 'nope.proto' },
+      {
+        file_containing_extension: {
+          containing_type: 'sessionmanager.v1.SessionData',
+          extension_number: 100,
+        },
+      },
+      { all_extension_numbers_of_type: 'sessionmanager.v1.Nope' },
+    ]) {
+      assert.equal(
+        ask(request).error_response?.error_code,
+        status.NOT_FOUND,
+        JSON.stringify(request),
+      );
+    }
+    const numbers = ask({ all_extension_numbers_of_type: 'sessionmanager.v1.SessionData' });
+    assert.equal(
+      numbers.all_extension_numbers_response?.base_type_name,
+      'sessionmanager.v1.SessionData',
+    );
+    assert.deepEqual(numbers.all_extension_numbers_response?.extension_number, []);
   });
 });
 

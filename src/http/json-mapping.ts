@@ -172,7 +172,7 @@ export const strings: FieldKind<string[]> = {
 
 /** A proto3 `optional` field: absent unless sent (null counts as not sent). */
 export function optional<T>(kind: FieldKind<T>): FieldKind<T | undefined> {
-  return { ...kind, parse: kind.parse, absent: undefined, schema: kind.schema };
+  return { ...kind, absent: undefined };
 }
 
 export const protoName = (jsonName: string) =>
