@@ -126,7 +126,7 @@ export class CallWrapper {
       this.#logger.debug(
         {
           transport: served.transport,
-          service: served.service,
+          rpcService: served.service,
           method: served.method,
           code: statusName(code),
           ms: Math.round(seconds * 1e6) / 1e3,
