@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { PROTO_FILE, SERVICE_NAME } from '../src/transport/proto.ts';
+import { PROTO_FILE, SERVICE_NAME } from '../test/support/proto.ts';
 
 export type Op = 'set' | 'get' | 'mixed' | 'update' | 'consume';
 

@@ -1,8 +1,11 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { clusterMetricsReader } from './cluster-metrics.ts';
 import { LabeledCounter, LabeledHistogram } from './metric-series.ts';
+import { goStatusName, statusName } from './wire/grpc-status.ts';
 
 export type Transport = 'grpc' | 'http';
+/** grpc_type as go-grpc-prometheus spells it. */
+export type GrpcType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const SIZE_BUCKETS = [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304];
@@ -51,6 +54,30 @@ export class Metrics {
     'sessionmanager_call_duration_seconds',
     'Time from request decoded to response written, by transport, method and status code.',
     ['transport', 'method', 'code'],
+    LATENCY_BUCKETS,
+    this.registry,
+  );
+
+  // The gRPC-ecosystem names and labels (go-grpc-prometheus), so standard
+  // gRPC dashboards work; gRPC calls only.
+  readonly grpcStarted = new LabeledCounter(
+    'grpc_server_started_total',
+    'Total number of RPCs started on the server.',
+    ['grpc_method', 'grpc_service', 'grpc_type'],
+    this.registry,
+  );
+
+  readonly grpcHandled = new LabeledCounter(
+    'grpc_server_handled_total',
+    'Total number of RPCs completed on the server, regardless of success or failure.',
+    ['grpc_code', 'grpc_method', 'grpc_service', 'grpc_type'],
+    this.registry,
+  );
+
+  readonly grpcHandling = new LabeledHistogram(
+    'grpc_server_handling_seconds',
+    'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
+    ['grpc_method', 'grpc_service', 'grpc_type'],
     LATENCY_BUCKETS,
     this.registry,
   );
@@ -162,9 +189,13 @@ export class Metrics {
     }).set(maxBytes);
   }
 
-  observeCall(transport: Transport, method: string, code: string, seconds: number): void {
-    this.calls.series(transport, method, code).inc();
-    this.callDuration.series(transport, method, code).observe(seconds);
+  /** The series of one method on one transport, looked up once; gRPC methods also feed the grpc_server_* family. */
+  method(
+    transport: Transport,
+    method: string,
+    grpc?: { readonly service: string; readonly type: GrpcType },
+  ): MethodMetrics {
+    return new MethodMetrics(this, transport, method, grpc);
   }
 
   observeStore(operation: string, outcome: string, seconds: number): void {
@@ -177,5 +208,68 @@ export class Metrics {
 
   observeSessionSize(bytes: number): void {
     this.#sizes.observe(bytes);
+  }
+}
+
+type CounterSeries = ReturnType<LabeledCounter['series']>;
+type HistogramSeries = ReturnType<LabeledHistogram['series']>;
+
+interface CodeSeries {
+  readonly calls: CounterSeries;
+  readonly duration: HistogramSeries;
+  readonly handled: CounterSeries | undefined;
+}
+
+/**
+ * One method's series, with the per-code ones made on first use and kept in
+ * an array by code, so recording a call costs no label lookup.
+ */
+export class MethodMetrics {
+  readonly #metrics: Metrics;
+  readonly #transport: Transport;
+  readonly #method: string;
+  readonly #grpc: { readonly service: string; readonly type: GrpcType } | undefined;
+  readonly #started: CounterSeries | undefined;
+  readonly #handling: HistogramSeries | undefined;
+  readonly #byCode: Array<CodeSeries | undefined> = [];
+
+  constructor(
+    metrics: Metrics,
+    transport: Transport,
+    method: string,
+    grpc: { readonly service: string; readonly type: GrpcType } | undefined,
+  ) {
+    this.#metrics = metrics;
+    this.#transport = transport;
+    this.#method = method;
+    this.#grpc = grpc;
+    this.#started = grpc && metrics.grpcStarted.series(method, grpc.service, grpc.type);
+    this.#handling = grpc && metrics.grpcHandling.series(method, grpc.service, grpc.type);
+  }
+
+  started(): void {
+    this.#started?.inc();
+  }
+
+  finished(code: number, seconds: number): void {
+    const series = this.#byCode[code] ?? this.#create(code);
+    series.calls.inc();
+    series.duration.observe(seconds);
+    series.handled?.inc();
+    this.#handling?.observe(seconds);
+  }
+
+  #create(code: number): CodeSeries {
+    const name = statusName(code);
+    const grpc = this.#grpc;
+    const series: CodeSeries = {
+      calls: this.#metrics.calls.series(this.#transport, this.#method, name),
+      duration: this.#metrics.callDuration.series(this.#transport, this.#method, name),
+      handled:
+        grpc &&
+        this.#metrics.grpcHandled.series(goStatusName(code), this.#method, grpc.service, grpc.type),
+    };
+    this.#byCode[code] = series;
+    return series;
   }
 }

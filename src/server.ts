@@ -1,24 +1,22 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Server, ServerCredentials, type ServiceDefinition, status } from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { Authenticator } from './auth.ts';
 import { type Config, MESSAGE_OVERHEAD_BYTES } from './config.ts';
 import { createHttpServer } from './http/http-server.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
+import { CallWrapper } from './rpc/call.ts';
 import { SessionService } from './service.ts';
 import { InstrumentedStore } from './store/instrumented-store.ts';
 import type { SessionStore } from './store/store.ts';
 import { createTokenGenerator } from './token.ts';
-import { type CallContext, sessionManagerHandlers } from './transport/grpc-service.ts';
+import { sessionServiceDefinition, sessionServiceHandlers } from './transport/grpc-service.ts';
 import { HealthMonitor } from './transport/health.ts';
-import { grpcJsServiceHost } from './transport/lean/grpc-js-services.ts';
 import { LeanServer } from './transport/lean/http2-server.ts';
-import { sessionMethods } from './transport/lean/session-methods.ts';
-import { packageDefinition, SERVICE_NAME } from './transport/proto.ts';
-import { statusName, toStatus } from './transport/status.ts';
+import { LeanGrpcAdapter } from './transport/lean-grpc.ts';
+import { Reflection } from './transport/reflection.ts';
 
 export interface SessionServer {
   /** Binds and starts serving; resolves to the bound ports (useful with PORT=0). */
@@ -48,22 +46,20 @@ export function createServer(
     (serving) => metrics.storeHealthChanged(serving === 'SERVING'),
   );
   const auth = new Authenticator(config.auth?.tokens);
-  const context: CallContext = { logger, metrics, auth };
+  const calls = new CallWrapper({ service, auth, metrics, logger });
   const maxMessageBytes = config.session.maxBytes + MESSAGE_OVERHEAD_BYTES;
   const transport =
     config.transport === 'lean'
-      ? leanTransport(config, maxMessageBytes, service, health, context)
-      : grpcJsTransport(config, maxMessageBytes, service, health, context);
+      ? leanTransport(config, maxMessageBytes, calls, health)
+      : grpcJsTransport(config, maxMessageBytes, calls, health, logger);
   // Base64 makes JSON payloads a third larger than their bytes.
   const http =
     config.httpPort === 0
       ? undefined
       : createHttpServer({
-          service,
+          calls,
           health,
           metrics,
-          logger,
-          auth,
           tls: config.tls,
           maxBodyBytes: Math.ceil((maxMessageBytes * 4) / 3),
         });
@@ -103,33 +99,22 @@ async function listenHttp(http: HttpServer | HttpsServer, config: Config): Promi
 function leanTransport(
   config: Config,
   maxMessageBytes: number,
-  service: SessionService,
+  calls: CallWrapper,
   health: HealthMonitor,
-  { logger, metrics, auth }: CallContext,
 ): Transport {
+  const adapter = new LeanGrpcAdapter(calls);
   const server = new LeanServer({
     maxReceiveBytes: maxMessageBytes,
     maxSendBytes: maxMessageBytes,
     limits: config.http2,
-    statusOf: (error, path, requestId) => {
-      const result = toStatus(error);
-      if (result.code === status.INTERNAL) {
-        logger.error({ err: error, path, requestId }, 'call failed');
-      }
-      return result;
-    },
-    observe: (method, code, seconds) =>
-      metrics.observeCall('grpc', method, statusName(code), seconds),
+    ...adapter.hooks,
     ...(config.tls && {
       tls: { cert: config.tls.cert, key: config.tls.key, ca: config.tls.clientCa },
     }),
   });
-  for (const [path, method] of Object.entries(sessionMethods(service, auth))) {
-    server.register(path, method);
-  }
-  const host = grpcJsServiceHost((path, method) => server.register(path, method));
+  const host = adapter.register(server);
   health.implementation.addToServer(host);
-  new ReflectionService(packageDefinition).addToServer(host);
+  new Reflection().addToServer(host);
   return {
     listen: () => server.listen(config.host, config.port),
     close: () => server.close(config.shutdownGraceMs),
@@ -139,20 +124,17 @@ function leanTransport(
 function grpcJsTransport(
   config: Config,
   maxMessageBytes: number,
-  service: SessionService,
+  calls: CallWrapper,
   health: HealthMonitor,
-  context: CallContext,
+  logger: Logger,
 ): Transport {
   const server = new Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
   });
-  server.addService(
-    packageDefinition[SERVICE_NAME] as ServiceDefinition,
-    sessionManagerHandlers(service, context),
-  );
+  server.addService(sessionServiceDefinition, sessionServiceHandlers(calls));
   health.implementation.addToServer(server);
-  new ReflectionService(packageDefinition).addToServer(server);
+  new Reflection().addToServer(server);
   return {
     listen: () =>
       new Promise<number>((resolve, reject) =>
@@ -171,10 +153,7 @@ function grpcJsTransport(
     close: () =>
       new Promise<void>((resolve) => {
         const force = setTimeout(() => {
-          context.logger.warn(
-            { graceMs: config.shutdownGraceMs },
-            'grace period over; cancelling calls',
-          );
+          logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over; cancelling calls');
           server.forceShutdown();
           resolve();
         }, config.shutdownGraceMs);

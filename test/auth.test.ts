@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:http2';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +17,7 @@ import {
 import { ConfigError, insecureExposure, loadConfig } from '../src/config.ts';
 import { ErrorCode, SessionError } from '../src/errors.ts';
 import { type RawClient, rawClient, rejectsWithStatus } from './support/grpc.ts';
+import { REFLECTION_PROTO_FILE } from './support/proto.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
 const WRITER = 'writer-token-0123456789abcdef';
@@ -476,11 +476,10 @@ describe('bearer tokens on the HTTP/JSON API', () => {
 
 /** The service names server reflection lists, without credentials. */
 async function listServices(address: string): Promise<string[]> {
-  const require = createRequire(import.meta.url);
-  const reflection = protoLoader.loadSync(
-    require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto'),
-    { keepCase: true, defaults: true },
-  );
+  const reflection = protoLoader.loadSync(REFLECTION_PROTO_FILE, {
+    keepCase: true,
+    defaults: true,
+  });
   const info = (reflection['grpc.reflection.v1.ServerReflection'] as protoLoader.ServiceDefinition)
     .ServerReflectionInfo;
   assert.ok(info);

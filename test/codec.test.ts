@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
-import { ErrorCode, SessionError } from '../src/errors.ts';
+import { statusOf } from '../src/rpc/call.ts';
 import {
   decodeGetSession,
   decodeSessionKey,
@@ -10,11 +10,13 @@ import {
   decodeTouchSession,
   decodeUpdateSession,
   encodeDeleteSessionResponse,
+  encodeKeyVersion,
   encodeSession,
-  encodeSetSessionResponse,
   encodeTouchSessionResponse,
-} from '../src/transport/lean/codec.ts';
-import { PROTO_FILE, SERVICE_NAME } from '../src/transport/proto.ts';
+} from '../src/rpc/codec.ts';
+import { Status } from '../src/wire/grpc-status.ts';
+import { ProtobufError } from '../src/wire/protobuf.ts';
+import { PROTO_FILE, SERVICE_NAME } from './support/proto.ts';
 
 // The hand-written codec against protobufjs (through proto-loader, as the
 // grpc-js transport uses it): whatever protobufjs encodes, in whatever field
@@ -247,7 +249,7 @@ describe('hand-written protobuf codec', () => {
           assert.equal(got.expires_at_unix_ms, session.expiresAtMs);
           assert.equal(got.version, session.version);
           assert.equal(got.created_at_unix_ms, session.createdAtMs);
-          const set = pbDecodeReply('SetSession', encodeSetSessionResponse(session));
+          const set = pbDecodeReply('SetSession', encodeKeyVersion(session));
           assert.deepEqual(
             [set.session_key, set.expires_at_unix_ms, set.version],
             [session.sessionKey, session.expiresAtMs, session.version],
@@ -276,7 +278,7 @@ describe('hand-written protobuf codec', () => {
     );
   });
 
-  it('truncated or random input is INVALID_ARGUMENT or a valid message, never a crash', () => {
+  it('truncated or random input is a ProtobufError (INVALID_ARGUMENT) or a valid message, never a crash', () => {
     const decoders = [
       decodeSetSession,
       decodeGetSession,
@@ -294,8 +296,10 @@ describe('hand-written protobuf codec', () => {
       try {
         run();
       } catch (error) {
-        assert.ok(error instanceof SessionError, String(error));
-        assert.equal(error.code, ErrorCode.InvalidArgument);
+        assert.ok(error instanceof ProtobufError, String(error));
+        const status = statusOf(error);
+        assert.equal(status.code, Status.INVALID_ARGUMENT);
+        assert.match(status.details, /^(request: malformed message|\w+: is not valid UTF-8)/);
       }
     };
     for (let cut = 0; cut < valid.length; cut++) {

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import type { CallScope } from '../src/call-scope.ts';
+import { httpCallScope } from '../src/http/http-server.ts';
 import { openApiDocument } from '../src/http/openapi.ts';
 import { waitFor } from './support/ports.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
@@ -171,7 +175,7 @@ for (const storeName of ['memory', 'redis'] as const) {
     it('every operation in /openapi.json is served, and the served document is the source', async () => {
       const served = await call('GET', '/openapi.json');
       assert.deepEqual(served.body, JSON.parse(JSON.stringify(openApiDocument)));
-      const { created } = { created: await call('POST', '/v1/sessions', {}) };
+      const created = await call('POST', '/v1/sessions', {});
       const key = created.body.sessionKey as string;
       let operations = 0;
       for (const [template, item] of Object.entries(openApiDocument.paths)) {
@@ -226,6 +230,133 @@ describe('/readyz follows Redis', () => {
     } finally {
       await server.close();
       await redis.dispose();
+    }
+  });
+});
+
+describe('HTTP/JSON is strict where the proto3 JSON mapping is, and accepts what it accepts', () => {
+  let server: TestServer;
+  const call = async (method: string, path: string, body?: string) => {
+    const response = await fetch(`${server.httpUrl}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body }),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: JSON.parse(text) };
+  };
+
+  before(async () => {
+    server = await startServer();
+  });
+  after(() => server.close());
+
+  it('int64 fields take JSON numbers and strings; bytes take URL-safe base64 without padding', async () => {
+    const created = await call(
+      'POST',
+      '/v1/sessions',
+      JSON.stringify({
+        ttlSeconds: 900,
+        fleetListRequest: Buffer.from([251, 255]).toString('base64url'),
+      }),
+    );
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const key = created.body.sessionKey as string;
+    const read = await call('GET', `/v1/sessions/${key}`);
+    assert.equal(read.body.ttlSeconds, '900');
+    assert.equal(read.body.fleetListRequest, Buffer.from([251, 255]).toString('base64'));
+    const patched = await call(
+      'PATCH',
+      `/v1/sessions/${key}`,
+      JSON.stringify({ expected_version: 1, ttl_seconds: '600' }),
+    );
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body.ttlSeconds, '600');
+  });
+
+  it('a bytes field that is not base64, a loose flag or an unknown parameter is a 400 naming it', async () => {
+    const created = await call('POST', '/v1/sessions', '{}');
+    const key = created.body.sessionKey as string;
+    const cases: Array<
+      [Promise<{ status: number; body: { code: string; message: string } }>, RegExp]
+    > = [
+      [
+        call('PATCH', `/v1/sessions/${key}`, '{"setAttributes": {"orderId": "o-1"}}'),
+        /^set_attributes: the value of "orderId"/,
+      ],
+      [call('POST', '/v1/sessions', '{"fleetListResponse": "a+b_"}'), /^fleet_list_response:/],
+      [call('GET', `/v1/sessions/${key}?touch=yes`), /^touch: expected true or false/],
+      [call('GET', `/v1/sessions/${key}?touch=1`), /^touch:/],
+      [call('GET', `/v1/sessions/${key}?tuch=true`), /^query: unknown parameter "tuch"/],
+      [call('POST', '/v1/sessions', '{"ttlSeconds": 1.5}'), /^ttl_seconds: expected an integer/],
+      [
+        call('POST', '/v1/sessions', '{"ttlSeconds": 1, "ttl_seconds": 1}'),
+        /^ttl_seconds: given twice/,
+      ],
+      [call('POST', '/v1/sessions', '[]'), /^body: expected a JSON object/],
+    ];
+    for (const [reply, message] of cases) {
+      const { status, body } = await reply;
+      assert.equal(status, 400, JSON.stringify(body));
+      assert.equal(body.code, 'INVALID_ARGUMENT');
+      assert.match(body.message, message);
+    }
+    assert.equal((await call('GET', `/v1/sessions/${key}?touch=false`)).status, 200);
+  });
+
+  it('a wrong verb is a 405 whose Allow header lists the verbs the path takes', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['PUT', '/v1/sessions/some-key', 'GET, PATCH, DELETE'],
+      ['POST', '/v1/sessions/some-key:touch:x', ''],
+      ['GET', '/v1/sessions', 'POST'],
+      ['DELETE', '/v1/sessions', 'POST'],
+      ['POST', '/healthz', 'GET'],
+      ['DELETE', '/metrics', 'GET'],
+    ];
+    for (const [verb, path, allow] of cases) {
+      const reply = await call(verb, path);
+      if (allow === '') {
+        assert.equal(reply.status, 404, `${verb} ${path}`);
+        continue;
+      }
+      assert.equal(reply.status, 405, `${verb} ${path}`);
+      assert.equal(reply.headers.get('allow'), allow, `${verb} ${path}`);
+      assert.equal(reply.body.code, 'UNIMPLEMENTED');
+    }
+  });
+});
+
+describe("an HTTP call's scope", () => {
+  it('is cancelled once the client closes the connection before the reply, and once the reply is sent', async () => {
+    const scopes: CallScope[] = [];
+    const held: Array<() => void> = [];
+    const server = createServer((request, response) => {
+      scopes.push(httpCallScope(request, response));
+      held.push(() => response.end('done'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const gone = httpRequest({ port, host: '127.0.0.1', path: '/' });
+      gone.on('error', () => {});
+      gone.end();
+      await waitFor('the first request', async () => scopes.length === 1);
+      assert.equal(scopes[0]?.cancelled, false);
+      assert.equal(scopes[0]?.deadlineMs, Number.POSITIVE_INFINITY);
+      gone.destroy();
+      await waitFor(
+        'the closed connection to cancel the scope',
+        async () => scopes[0]?.cancelled === true,
+      );
+
+      const answered = fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
+      await waitFor('the second request', async () => scopes.length === 2);
+      assert.equal(scopes[1]?.cancelled, false);
+      held[1]?.();
+      assert.equal(await answered, 'done');
+      assert.equal(scopes[1]?.cancelled, true);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { encodeHeaders } from '../src/transport/lean/hpack.ts';
-import { PROTO_FILE, SERVICE_NAME } from '../src/transport/proto.ts';
 import { rawClient } from './support/grpc.ts';
+import { PROTO_FILE, SERVICE_NAME } from './support/proto.ts';
 import {
   ACK,
   CANCEL,

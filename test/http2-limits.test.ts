@@ -6,8 +6,8 @@ import type { Config } from '../src/config.ts';
 import type { Session } from '../src/session.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { encodeHeaders } from '../src/transport/lean/hpack.ts';
-import { SERVICE_NAME } from '../src/transport/proto.ts';
 import { rawClient } from './support/grpc.ts';
+import { SERVICE_NAME } from './support/proto.ts';
 import {
   CANCEL,
   CONTINUATION,

@@ -186,3 +186,66 @@ describe('metrics of the process and the store', () => {
     }
   });
 });
+
+describe('gRPC-ecosystem metrics (go-grpc-prometheus names), each call counted once', () => {
+  for (const transport of ['lean', 'grpc-js'] as const) {
+    it(`${transport}: started, handled by grpc_code, and handling seconds, per method`, async () => {
+      const server = await startServer({
+        env: { GRPC_TRANSPORT: transport, SESSION_MAX_BYTES: '1024' },
+      });
+      const client = rawClient(server.address);
+      try {
+        const { session_key } = await client.call('SetSession', {});
+        await client.call('GetSession', { session_key });
+        await assert.rejects(client.call('GetSession', { session_key: 'absent' }));
+        await assert.rejects(client.call('GetSession', { session_key: 'bad key' }));
+        // Far over the message limit: the server refuses it before any handler runs.
+        await assert.rejects(
+          client.call('SetSession', { fleet_list_request: Buffer.alloc(200_000) }),
+          { code: 8 },
+        );
+        assert.equal(await client.health(), 'SERVING');
+        const samples = parse(await (await fetch(`${server.httpUrl}/metrics`)).text());
+        const value = (name: string) => samples.get(name) ?? 0;
+        const labels = (method: string, service = 'sessionmanager.v1.SessionManagerService') =>
+          `grpc_method="${method}",grpc_service="${service}",grpc_type="unary"`;
+        const handled = (code: string, method: string) =>
+          value(`grpc_server_handled_total{grpc_code="${code}",${labels(method)}}`);
+        assert.equal(value(`grpc_server_started_total{${labels('GetSession')}}`), 3);
+        assert.equal(handled('OK', 'GetSession'), 1);
+        assert.equal(handled('NotFound', 'GetSession'), 1);
+        assert.equal(handled('InvalidArgument', 'GetSession'), 1);
+        assert.equal(value(`grpc_server_handling_seconds_count{${labels('GetSession')}}`), 3);
+        assert.equal(handled('OK', 'SetSession'), 1);
+        assert.equal(
+          value(`sessionmanager_calls_total{transport="grpc",method="GetSession",code="OK"}`),
+          1,
+        );
+        if (transport === 'lean') {
+          // The lean server counts what it refuses itself, once, and the health service.
+          assert.equal(handled('ResourceExhausted', 'SetSession'), 1);
+          assert.equal(
+            value(
+              'sessionmanager_calls_total{transport="grpc",method="SetSession",code="RESOURCE_EXHAUSTED"}',
+            ),
+            1,
+          );
+          assert.equal(
+            value(
+              `grpc_server_handled_total{grpc_code="OK",${labels('Check', 'grpc.health.v1.Health')}}`,
+            ),
+            1,
+          );
+        }
+        const total = [...samples]
+          .filter(([name]) => name.startsWith('grpc_server_handled_total{'))
+          .filter(([name]) => name.includes('SessionManagerService'))
+          .reduce((sum, [, count]) => sum + count, 0);
+        assert.equal(total, transport === 'lean' ? 5 : 4);
+      } finally {
+        client.close();
+        await server.close();
+      }
+    });
+  }
+});

@@ -7,8 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Client, credentials, Metadata, status } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { PROTO_FILE, SERVICE_NAME } from '../src/transport/proto.ts';
 import { rawClient } from './support/grpc.ts';
+import { PROTO_FILE, SERVICE_NAME } from './support/proto.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
 // The lean transport against the gRPC over HTTP/2 protocol, seen from a raw

@@ -1,44 +1,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { status as grpcStatus } from '@grpc/grpc-js';
-import type { Authenticator, SessionMethod } from '../auth.ts';
+import type { CallScope } from '../call-scope.ts';
 import type { TlsConfig } from '../config.ts';
 import { ErrorCode, invalidArgument, SessionError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { requestId } from '../request-id.ts';
-import type { SessionService } from '../service.ts';
+import { abandoned, type CallWrapper, type ServedMethod, statusOf } from '../rpc/call.ts';
+import { METHODS, messages, type RpcMethod, SERVICE_NAME } from '../rpc/methods.ts';
 import type { HealthMonitor } from '../transport/health.ts';
-import { statusName, toStatus } from '../transport/status.ts';
-import {
-  parseBody,
-  SetSessionBody,
-  sessionJson,
-  TouchSessionBody,
-  UpdateSessionBody,
-} from './json-mapping.ts';
+import { httpStatus, Status, statusName } from '../wire/grpc-status.ts';
+import { parseFlags, parseMessage } from './json-mapping.ts';
 import { openApiDocument } from './openapi.ts';
 
-const HTTP_STATUS: Partial<Record<grpcStatus, number>> = {
-  [grpcStatus.OK]: 200,
-  [grpcStatus.INVALID_ARGUMENT]: 400,
-  [grpcStatus.UNAUTHENTICATED]: 401,
-  [grpcStatus.PERMISSION_DENIED]: 403,
-  [grpcStatus.NOT_FOUND]: 404,
-  [grpcStatus.ABORTED]: 409,
-  [grpcStatus.RESOURCE_EXHAUSTED]: 413,
-  [grpcStatus.UNIMPLEMENTED]: 501,
-  [grpcStatus.UNAVAILABLE]: 503,
-};
-
 export interface HttpDependencies {
-  readonly service: SessionService;
+  readonly calls: CallWrapper;
   readonly health: HealthMonitor;
   readonly metrics: Metrics;
-  readonly logger: Logger;
-  /** Checks the Authorization header of every session route (never of the probes). */
-  readonly auth: Authenticator;
   /**
    * Serve HTTPS with the gRPC port's certificate. With a client CA, the
    * session routes need a client certificate it signed (401 otherwise); the
@@ -50,104 +28,40 @@ export interface HttpDependencies {
 }
 
 interface Route {
-  /** The RPC this route stands for: its permission, and the method label in metrics. */
-  readonly method: SessionMethod;
-  handle(request: IncomingMessage, key: string, query: URLSearchParams): Promise<object>;
+  readonly method: RpcMethod;
+  readonly served: ServedMethod;
 }
 
-type Verb = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+const PROBES = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
+const COLLECTION = '/v1/sessions';
+const ITEM_PREFIX = '/v1/sessions/';
 
 /**
  * The admin and HTTP/JSON port: probes, metrics, the OpenAPI document and
- * the session API over the same SessionService as gRPC, with the same
- * validation, limits and error codes.
+ * the session API, the method table's routes in the proto3 JSON mapping,
+ * through the same call wrapper as gRPC.
  */
 export function createHttpServer(deps: HttpDependencies): Server | HttpsServer {
-  const { service, health, metrics, logger, auth, tls, maxBodyBytes } = deps;
-  const body = (request: IncomingMessage) => readJson(request, maxBodyBytes);
+  const { calls, health, metrics, tls, maxBodyBytes } = deps;
+  // Routes by path template, then verb; actions (":touch") by name.
+  const routes = new Map<string, Map<string, Route>>();
+  for (const method of METHODS) {
+    const { path, verb } = method.http;
+    const byVerb = routes.get(path) ?? new Map<string, Route>();
+    byVerb.set(verb.toUpperCase(), {
+      method,
+      served: calls.serve('http', SERVICE_NAME, method.name),
+    });
+    routes.set(path, byVerb);
+  }
 
-  const collection: Partial<Record<Verb, Route>> = {
-    POST: {
-      method: 'SetSession',
-      handle: async (request) => {
-        const input = parseBody(SetSessionBody, await body(request));
-        const stored = await service.set({
-          sessionKey: input.session_key,
-          fleetListRequest: input.fleet_list_request,
-          fleetListResponse: input.fleet_list_response,
-          attributes: input.attributes,
-          ttlSeconds: input.ttl_seconds,
-        });
-        return {
-          sessionKey: stored.sessionKey,
-          expiresAtUnixMs: String(stored.expiresAtMs),
-          version: String(stored.version),
-        };
-      },
-    },
-  };
-  const item: Partial<Record<Verb, Route>> = {
-    GET: {
-      method: 'GetSession',
-      handle: async (_request, key, query) =>
-        sessionJson(await service.get(key, query.get('touch') === 'true')),
-    },
-    PATCH: {
-      method: 'UpdateSession',
-      handle: async (request, key) => {
-        const input = parseBody(UpdateSessionBody, await body(request));
-        return sessionJson(
-          await service.update({
-            sessionKey: key,
-            ...(input.fleet_list_request && { fleetListRequest: input.fleet_list_request }),
-            ...(input.fleet_list_response && { fleetListResponse: input.fleet_list_response }),
-            ...(input.expected_version !== undefined && {
-              expectedVersion: input.expected_version,
-            }),
-            setAttributes: input.set_attributes,
-            removeAttributes: input.remove_attributes,
-            ttlSeconds: input.ttl_seconds,
-          }),
-        );
-      },
-    },
-    DELETE: {
-      method: 'DeleteSession',
-      handle: async (_request, key) => ({ deleted: await service.delete(key) }),
-    },
-  };
-  const actions: Record<string, Route> = {
-    touch: {
-      method: 'TouchSession',
-      handle: async (request, key) => {
-        const input = parseBody(TouchSessionBody, await body(request));
-        return { expiresAtUnixMs: String(await service.touch(key, input.ttl_seconds)) };
-      },
-    },
-    consume: {
-      method: 'ConsumeSession',
-      handle: async (_request, key) => sessionJson(await service.consume(key)),
-    },
-    rotate: {
-      method: 'RotateSessionKey',
-      handle: async (_request, key) => {
-        const rotated = await service.rotate(key);
-        return {
-          sessionKey: rotated.sessionKey,
-          expiresAtUnixMs: String(rotated.expiresAtMs),
-          version: String(rotated.version),
-        };
-      },
-    },
-  };
-
-  const probe = (response: ServerResponse, path: string): boolean => {
+  const probe = (response: ServerResponse, path: string): void => {
     if (path === '/healthz') send(response, 200, { status: 'ok' });
     else if (path === '/readyz') {
       const ready = health.status === 'SERVING';
       send(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
     } else if (path === '/openapi.json') send(response, 200, openApiDocument);
-    else if (path === '/metrics') {
+    else {
       metrics.exposition().then(
         (text) => {
           response.writeHead(200, { 'content-type': metrics.registry.contentType });
@@ -155,56 +69,70 @@ export function createHttpServer(deps: HttpDependencies): Server | HttpsServer {
         },
         () => send(response, 500, { code: 'INTERNAL', message: 'metrics unavailable' }),
       );
-    } else return false;
-    return true;
+    }
   };
 
   const handler = (request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    if (request.method === 'GET' && probe(response, url.pathname)) return;
-
-    const id = requestId(request.headers['x-request-id']);
-    response.setHeader('x-request-id', id);
-    const match = matchRoute(request.method ?? '', url.pathname, collection, item, actions);
-    if ('error' in match) {
-      send(response, match.status, { code: match.error, message: match.message });
+    const verb = request.method ?? '';
+    if (PROBES.has(url.pathname)) {
+      if (verb === 'GET') probe(response, url.pathname);
+      else notAllowed(response, verb, url.pathname, ['GET']);
       return;
     }
-    const started = performance.now();
-    let result: Promise<object>;
-    try {
-      const touch = match.route.method === 'GetSession' && url.searchParams.get('touch') === 'true';
-      if (tls?.clientCa && !(request.socket as TLSSocket).authorized)
+    const id = requestId(request.headers['x-request-id']);
+    response.setHeader('x-request-id', id);
+    const match = matchRoute(routes, verb, url.pathname);
+    if ('allow' in match) {
+      notAllowed(response, verb, url.pathname, match.allow);
+      return;
+    }
+    if ('message' in match) {
+      send(response, match.status, { code: statusName(match.code), message: match.message });
+      return;
+    }
+    const { method, served } = match.route;
+    served.metrics.started();
+    const startedAt = performance.now();
+    const scope = httpCallScope(request, response);
+    const credentials = request.headers.authorization;
+    const result = (async () => {
+      if (tls?.clientCa && !(request.socket as TLSSocket).authorized) {
         throw new SessionError(
           ErrorCode.Unauthenticated,
           'client certificate: required (mutual TLS); present one signed by TLS_CLIENT_CA_FILE',
         );
-      auth.check(request.headers.authorization, match.route.method, touch);
-      result = match.route.handle(request, match.key, url.searchParams);
-    } catch (error) {
-      result = Promise.reject(error);
-    }
+      }
+      calls.admit(method, credentials);
+      const route = method.http;
+      const flags = parseFlags(route.flags ?? [], url.searchParams);
+      const body = route.body
+        ? parseMessage(messages[route.body], await readJson(request, maxBodyBytes))
+        : undefined;
+      const input = route.request(match.key, body as never, flags);
+      return route.toJson(await calls.run(method, input, credentials, scope));
+    })();
     result.then(
       (payload) => {
-        metrics.observeCall('http', match.route.method, 'OK', (performance.now() - started) / 1000);
+        const seconds = (performance.now() - startedAt) / 1000;
+        calls.record(served, scope.cancelled ? abandoned(scope) : Status.OK, seconds, id);
         send(response, 200, payload);
       },
       (error: unknown) => {
-        const status = toStatus(error);
-        const code = statusName(status.code);
-        if (status.code === grpcStatus.INTERNAL) {
-          logger.error({ err: error, method: match.route.method, requestId: id }, 'call failed');
-        }
-        metrics.observeCall('http', match.route.method, code, (performance.now() - started) / 1000);
-        if (status.details.startsWith('authorization:'))
+        const status = statusOf(error);
+        const seconds = (performance.now() - startedAt) / 1000;
+        calls.record(served, scope.cancelled ? abandoned(scope) : status.code, seconds, id, error);
+        if (status.details.startsWith('authorization:')) {
           response.setHeader('www-authenticate', 'Bearer');
+        }
         // Refused before its body was read: close rather than drain it.
-        if (
-          status.code === grpcStatus.UNAUTHENTICATED ||
-          status.code === grpcStatus.PERMISSION_DENIED
-        )
+        if (status.code === Status.UNAUTHENTICATED || status.code === Status.PERMISSION_DENIED) {
           response.setHeader('connection', 'close');
-        send(response, HTTP_STATUS[status.code] ?? 500, { code, message: status.details });
+        }
+        send(response, httpStatus(status.code), {
+          code: statusName(status.code),
+          message: status.details,
+        });
       },
     );
   };
@@ -221,45 +149,73 @@ export function createHttpServer(deps: HttpDependencies): Server | HttpsServer {
   );
 }
 
-type Match = { route: Route; key: string } | { error: string; status: number; message: string };
-
-function matchRoute(
-  verb: string,
-  path: string,
-  collection: Partial<Record<Verb, Route>>,
-  item: Partial<Record<Verb, Route>>,
-  actions: Record<string, Route>,
-): Match {
-  if (path === '/v1/sessions') {
-    const route = collection[verb as Verb];
-    return route ? { route, key: '' } : notAllowed(verb, path);
-  }
-  if (!path.startsWith('/v1/sessions/')) {
-    return { error: 'NOT_FOUND', status: 404, message: `no route ${verb} ${path}` };
-  }
-  let rest: string;
-  try {
-    rest = decodeURIComponent(path.slice('/v1/sessions/'.length));
-  } catch {
-    return { error: 'INVALID_ARGUMENT', status: 400, message: 'session_key: bad percent-encoding' };
-  }
-  if (verb === 'POST') {
-    const colon = rest.lastIndexOf(':');
-    const route = colon > 0 ? actions[rest.slice(colon + 1)] : undefined;
-    return route
-      ? { route, key: rest.slice(0, colon) }
-      : {
-          error: 'NOT_FOUND',
-          status: 404,
-          message: `no route POST ${path}: expected /v1/sessions/{key}:touch, :consume or :rotate`,
-        };
-  }
-  const route = item[verb as Verb];
-  return route ? { route, key: rest } : notAllowed(verb, path);
+/**
+ * An HTTP call as the store sees it: no deadline of its own (HTTP has no
+ * grpc-timeout), and cancelled once the response is finished or the client
+ * has closed the connection before it.
+ */
+export function httpCallScope(request: IncomingMessage, response: ServerResponse): CallScope {
+  return {
+    deadlineMs: Number.POSITIVE_INFINITY,
+    get cancelled() {
+      return response.writableEnded || response.destroyed || request.socket.destroyed;
+    },
+  };
 }
 
-function notAllowed(verb: string, path: string): Match {
-  return { error: 'UNIMPLEMENTED', status: 405, message: `${verb} is not allowed on ${path}` };
+type Match =
+  | { route: Route; key: string }
+  | { allow: readonly string[] }
+  | { code: number; status: number; message: string };
+
+function matchRoute(routes: Map<string, Map<string, Route>>, verb: string, path: string): Match {
+  const at = (template: string): Match => {
+    const byVerb = routes.get(template);
+    const route = byVerb?.get(verb);
+    return route ? { route, key: '' } : { allow: [...(byVerb?.keys() ?? [])] };
+  };
+  if (path === COLLECTION) return at(COLLECTION);
+  if (!path.startsWith(ITEM_PREFIX)) {
+    return { code: Status.NOT_FOUND, status: 404, message: `no route ${verb} ${path}` };
+  }
+  let key: string;
+  try {
+    key = decodeURIComponent(path.slice(ITEM_PREFIX.length));
+  } catch {
+    return {
+      code: Status.INVALID_ARGUMENT,
+      status: 400,
+      message: 'session_key: bad percent-encoding',
+    };
+  }
+  // Keys may hold ':', so only POST, which items do not take, reads a ":action" suffix.
+  if (verb === 'POST') {
+    const colon = key.lastIndexOf(':');
+    const route =
+      colon > 0 ? routes.get(`${ITEM_PREFIX}{key}${key.slice(colon)}`)?.get(verb) : undefined;
+    if (route) return { route, key: key.slice(0, colon) };
+    const actions = [...routes.keys()]
+      .filter((template) => template.startsWith(`${ITEM_PREFIX}{key}:`))
+      .map((template) => template.slice(template.indexOf('}') + 1));
+    const expected = `${actions.slice(0, -1).join(', ')} or ${actions.at(-1)}`;
+    return {
+      code: Status.NOT_FOUND,
+      status: 404,
+      message: `no route POST ${path}: expected /v1/sessions/{key}${expected}`,
+    };
+  }
+  const match = at(`${ITEM_PREFIX}{key}`);
+  return 'route' in match ? { route: match.route, key } : match;
+}
+
+function notAllowed(
+  response: ServerResponse,
+  verb: string,
+  path: string,
+  allow: readonly string[],
+): void {
+  response.setHeader('allow', allow.join(', '));
+  send(response, 405, { code: 'UNIMPLEMENTED', message: `${verb} is not allowed on ${path}` });
 }
 
 function send(response: ServerResponse, status: number, payload: unknown): void {

@@ -1,107 +1,128 @@
+import { METHODS, type MessageName, messages, type RpcMethod } from '../rpc/methods.ts';
+import { httpStatus, Status, type StatusName } from '../wire/grpc-status.ts';
+import { type JsonMessage, messageSchema } from './json-mapping.ts';
+
 /**
  * The OpenAPI 3.1 description of the HTTP/JSON API, served at /openapi.json.
- * Written by hand to match the routes in http-server.ts; a test calls every
- * operation listed here and checks the server answers it.
+ * The session operations, their messages and the errors each can return come
+ * from the method table (rpc/methods.ts); the probes are listed here.
  */
 
-const int64 = { type: 'string', pattern: '^-?\\d+$', description: 'int64 as a decimal string' };
-const bytes = { type: 'string', contentEncoding: 'base64' };
-const attributes = { type: 'object', additionalProperties: bytes };
+/** What each status means on this API, for the error responses. */
+const ERROR_MEANING: Partial<Record<StatusName, string>> = {
+  INVALID_ARGUMENT: 'a malformed field, named at the start of the message',
+  UNAUTHENTICATED:
+    'no, malformed or unknown bearer token (when tokens are configured), or no valid client certificate (mutual TLS)',
+  PERMISSION_DENIED: 'the token does not grant the permission the call needs',
+  NOT_FOUND: 'the session is absent or expired',
+  ABORTED: 'expectedVersion differs from the stored version',
+  RESOURCE_EXHAUSTED:
+    'the body or the session is larger than allowed (SESSION_MAX_BYTES, SESSION_MAX_ATTRIBUTES), or the memory store is full',
+  UNAVAILABLE: 'the store cannot be reached; see the method for whether a retry is safe',
+  INTERNAL: 'a bug, logged with its cause and the request id',
+};
+/** Errors any session call can return. */
+const EVERY_CALL: readonly StatusName[] = [
+  'INVALID_ARGUMENT',
+  'UNAUTHENTICATED',
+  'PERMISSION_DENIED',
+  'UNAVAILABLE',
+  'INTERNAL',
+];
 
-const schemas = {
-  SessionData: {
-    type: 'object',
-    properties: {
-      sessionKey: { type: 'string' },
-      fleetListRequest: bytes,
-      fleetListResponse: bytes,
-      attributes,
-      ttlSeconds: int64,
-      expiresAtUnixMs: int64,
-      version: int64,
-      createdAtUnixMs: int64,
-    },
-  },
-  SetSessionRequest: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      sessionKey: { type: 'string', description: 'empty or absent: the server generates one' },
-      fleetListRequest: bytes,
-      fleetListResponse: bytes,
-      attributes,
-      ttlSeconds: int64,
-    },
-  },
-  SetSessionResponse: {
-    type: 'object',
-    properties: { sessionKey: { type: 'string' }, expiresAtUnixMs: int64, version: int64 },
-  },
-  UpdateSessionRequest: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      fleetListRequest: bytes,
-      fleetListResponse: bytes,
-      setAttributes: attributes,
-      removeAttributes: { type: 'array', items: { type: 'string' } },
-      expectedVersion: int64,
-      ttlSeconds: int64,
-    },
-  },
-  TouchSessionRequest: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { ttlSeconds: int64 },
-  },
-  TouchSessionResponse: { type: 'object', properties: { expiresAtUnixMs: int64 } },
-  RotateSessionKeyResponse: {
-    type: 'object',
-    properties: {
-      sessionKey: { type: 'string', description: 'the new key; the old one no longer exists' },
-      expiresAtUnixMs: int64,
-      version: int64,
-    },
-  },
-  DeleteSessionResponse: { type: 'object', properties: { deleted: { type: 'boolean' } } },
-  Error: {
-    type: 'object',
-    properties: {
-      code: {
-        type: 'string',
-        description:
-          'the gRPC status name: INVALID_ARGUMENT, NOT_FOUND, ABORTED, RESOURCE_EXHAUSTED, UNAVAILABLE, ...',
-      },
-      message: { type: 'string', description: 'starts with the field at fault' },
-    },
+const ERROR_SCHEMA = {
+  type: 'object',
+  required: ['code', 'message'],
+  properties: {
+    code: { type: 'string', description: 'the gRPC status name (NOT_FOUND, ABORTED, ...)' },
+    message: { type: 'string', description: 'starts with the field at fault' },
   },
 };
 
-const ref = (name: keyof typeof schemas) => ({ $ref: `#/components/schemas/${name}` });
-const json = (name: keyof typeof schemas) => ({
-  content: { 'application/json': { schema: ref(name) } },
-});
-const errors = Object.fromEntries(
-  [
-    ['400', 'INVALID_ARGUMENT: a malformed field'],
-    [
-      '401',
-      'UNAUTHENTICATED: no, malformed or unknown bearer token (when tokens are configured), or no valid client certificate (mutual TLS)',
-    ],
-    ['403', 'PERMISSION_DENIED: the token does not grant the permission the call needs'],
-    ['404', 'NOT_FOUND: absent or expired'],
-    ['409', 'ABORTED: expected_version differs'],
-    ['413', 'RESOURCE_EXHAUSTED: over SESSION_MAX_BYTES'],
-    ['503', 'UNAVAILABLE: the store cannot be reached'],
-  ].map(([status, description]) => [status, { description, ...json('Error') }]),
-);
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (name: string) => ({ content: { 'application/json': { schema: ref(name) } } });
+
+function errorResponses(method: RpcMethod) {
+  const names = [...EVERY_CALL, ...method.errors];
+  const byHttp = new Map<number, StatusName[]>();
+  for (const name of names) {
+    const status = httpStatus(Status[name]);
+    byHttp.set(status, [...(byHttp.get(status) ?? []), name]);
+  }
+  return Object.fromEntries(
+    [...byHttp].map(([status, codes]) => [
+      String(status),
+      {
+        description: codes.map((code) => `${code}: ${ERROR_MEANING[code]}`).join('; '),
+        ...json('Error'),
+      },
+    ]),
+  );
+}
+
 const key = {
   name: 'key',
   in: 'path',
   required: true,
+  description: 'the session key',
   schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
 };
-const text = (description: string) => ({ description, content: { 'text/plain': {} } });
+
+function operation(method: RpcMethod) {
+  const { http } = method;
+  const parameters = [
+    ...(http.path.includes('{key}') ? [key] : []),
+    ...(http.flags ?? []).map((name) => ({
+      name,
+      in: 'query',
+      required: false,
+      description: 'a flag: true or false',
+      schema: { type: 'boolean', default: false },
+    })),
+  ];
+  return {
+    operationId: method.name,
+    summary: method.summary,
+    tags: ['sessions'],
+    ...(parameters.length > 0 && { parameters }),
+    ...(http.body && { requestBody: { required: true, ...json(http.body) } }),
+    responses: {
+      '200': { description: 'OK', ...json(http.reply) },
+      ...errorResponses(method),
+    },
+  };
+}
+
+const paths: Record<string, Record<string, unknown>> = {};
+const schemas: Record<string, unknown> = { Error: ERROR_SCHEMA };
+for (const method of METHODS) {
+  const { path, verb, body, reply } = method.http;
+  paths[path] = { ...paths[path], [verb]: operation(method) };
+  if (body) schemas[body] = messageSchema(messages[body] as JsonMessage);
+  schemas[reply] = messageSchema(messages[reply as MessageName] as JsonMessage, true);
+}
+
+/** Node's HTTP server answers any request whose headers pass its limit so, probes included. */
+const HEADERS_TOO_LARGE = {
+  '431': { description: 'the request headers are larger than the server accepts (16 KiB)' },
+};
+const probe = (operationId: string, summary: string, responses: Record<string, unknown>) => ({
+  get: {
+    operationId,
+    summary,
+    tags: ['operations'],
+    security: [],
+    responses: { ...responses, ...HEADERS_TOO_LARGE },
+  },
+});
+const status = (description: string) => ({
+  description,
+  content: {
+    'application/json': {
+      schema: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } },
+    },
+  },
+});
 
 export const openApiDocument = {
   openapi: '3.1.0',
@@ -109,104 +130,35 @@ export const openApiDocument = {
     title: 'sessionmanager',
     version: '1',
     description:
-      'The session API of sessionmanager over HTTP/JSON (proto3 JSON mapping of sessionmanager.v1), plus probes and metrics.',
+      'The session API of sessionmanager over HTTP/JSON (the proto3 JSON mapping of sessionmanager.v1: lowerCamelCase names, the proto field names accepted too; bytes as base64; int64 written as decimal strings, read from numbers or strings), plus probes and metrics.',
+    license: { name: 'MIT', identifier: 'MIT' },
   },
+  servers: [{ url: '/', description: 'the server this document is served by (HTTP_PORT)' }],
+  tags: [
+    { name: 'sessions', description: 'the session API, as over gRPC' },
+    { name: 'operations', description: 'probes, metrics and this document' },
+  ],
   paths: {
-    '/v1/sessions': {
-      post: {
-        operationId: 'SetSession',
-        requestBody: json('SetSessionRequest'),
-        responses: { '200': { description: 'stored', ...json('SetSessionResponse') }, ...errors },
+    ...paths,
+    '/healthz': probe('Healthz', 'Liveness: 200 while the process runs', {
+      '200': status('the process is alive'),
+    }),
+    '/readyz': probe('Readyz', 'Readiness: 200 while the store answers PING', {
+      '200': status('the store answers PING'),
+      '503': status('the store does not answer'),
+    }),
+    '/metrics': probe('Metrics', 'Prometheus metrics', {
+      '200': {
+        description: 'Prometheus text format',
+        content: { 'text/plain': { schema: { type: 'string' } } },
       },
-    },
-    '/v1/sessions/{key}': {
-      get: {
-        operationId: 'GetSession',
-        parameters: [key, { name: 'touch', in: 'query', schema: { type: 'boolean' } }],
-        responses: { '200': { description: 'the session', ...json('SessionData') }, ...errors },
+    }),
+    '/openapi.json': probe('OpenApi', 'This document', {
+      '200': {
+        description: 'this document',
+        content: { 'application/json': { schema: { type: 'object' } } },
       },
-      patch: {
-        operationId: 'UpdateSession',
-        parameters: [key],
-        requestBody: json('UpdateSessionRequest'),
-        responses: {
-          '200': { description: 'the updated session', ...json('SessionData') },
-          ...errors,
-        },
-      },
-      delete: {
-        operationId: 'DeleteSession',
-        parameters: [key],
-        responses: {
-          '200': { description: 'deleted or absent', ...json('DeleteSessionResponse') },
-          ...errors,
-        },
-      },
-    },
-    '/v1/sessions/{key}:touch': {
-      post: {
-        operationId: 'TouchSession',
-        parameters: [key],
-        requestBody: json('TouchSessionRequest'),
-        responses: {
-          '200': { description: 'extended', ...json('TouchSessionResponse') },
-          ...errors,
-        },
-      },
-    },
-    '/v1/sessions/{key}:consume': {
-      post: {
-        operationId: 'ConsumeSession',
-        parameters: [key],
-        responses: {
-          '200': { description: 'the session, now deleted', ...json('SessionData') },
-          ...errors,
-        },
-      },
-    },
-    '/v1/sessions/{key}:rotate': {
-      post: {
-        operationId: 'RotateSessionKey',
-        description:
-          'Moves the session to a new server-generated key and removes the old key, atomically; data, version and expiry are unchanged. Not safe to retry.',
-        parameters: [key],
-        responses: {
-          '200': { description: 'the new key', ...json('RotateSessionKeyResponse') },
-          ...errors,
-        },
-      },
-    },
-    '/healthz': {
-      get: {
-        operationId: 'Healthz',
-        security: [],
-        responses: { '200': { description: 'the process is alive' } },
-      },
-    },
-    '/readyz': {
-      get: {
-        operationId: 'Readyz',
-        security: [],
-        responses: {
-          '200': { description: 'the store answers PING' },
-          '503': { description: 'the store does not answer' },
-        },
-      },
-    },
-    '/metrics': {
-      get: {
-        operationId: 'Metrics',
-        security: [],
-        responses: { '200': text('Prometheus text format') },
-      },
-    },
-    '/openapi.json': {
-      get: {
-        operationId: 'OpenApi',
-        security: [],
-        responses: { '200': { description: 'this document' } },
-      },
-    },
+    }),
   },
   components: {
     schemas,

@@ -1,6 +1,6 @@
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from '../logger.ts';
-import { SERVICE_NAME } from './proto.ts';
+import { SERVICE_NAME } from '../rpc/methods.ts';
 
 const PROBE_INTERVAL_MS = 500;
 

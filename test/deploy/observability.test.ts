@@ -19,18 +19,6 @@ import { startRedis, type TestRedis } from '../support/redis.ts';
 
 const DIR = 'deploy/observability';
 
-/**
- * The gRPC-ecosystem series (grpc_server_*) come with the call wrapper that
- * is being added beside this change. Until a scrape has them they are
- * reported, not failed; once it has them, their labels and code names are
- * checked like every other series. Remove this list when they are exported.
- */
-const PENDING_SERIES = new Set([
-  'grpc_server_started_total',
-  'grpc_server_handled_total',
-  'grpc_server_handling_seconds_bucket',
-]);
-
 /** Labels that Prometheus or Kubernetes service discovery add to every series. */
 const TARGET_LABELS = new Set(['namespace', 'pod', 'job', 'instance']);
 
@@ -230,24 +218,18 @@ describe('the series the rules and the dashboard use, in a real scrape', () => {
       ...alertExpressions().map((expr) => ({ where: 'alerts.yaml', expr })),
       ...dashboardExpressions().map(({ panel, expr }) => ({ where: `panel "${panel}"`, expr })),
     ];
-    const pending = new Set<string>();
     for (const { where, expr } of expressions) {
       const used = selectors(expr);
       assert.ok(used.length > 0, `${where}: a series in ${expr}`);
       for (const { metric, labels } of used) {
         const seen = exported.get(metric);
-        if (!seen && PENDING_SERIES.has(metric)) {
-          pending.add(metric);
-          continue;
-        }
         assert.ok(seen, `${where}: ${metric} is not in /metrics`);
         for (const label of [...labels, ...groupingLabels(expr)]) {
           if (TARGET_LABELS.has(label) || (label === 'le' && !metric.endsWith('_bucket'))) continue;
           if (groupingLabels(expr).includes(label) && !labels.includes(label)) {
             // A grouping label must exist on at least one series of the expression.
             const onAny = used.some((s) => exported.get(s.metric)?.has(label));
-            const pendingOnly = used.every((s) => PENDING_SERIES.has(s.metric));
-            assert.ok(onAny || pendingOnly, `${where}: no series has the label ${label}`);
+            assert.ok(onAny, `${where}: no series has the label ${label}`);
             continue;
           }
           assert.ok(seen.has(label), `${where}: ${metric} has no label ${label}`);
@@ -255,16 +237,11 @@ describe('the series the rules and the dashboard use, in a real scrape', () => {
       }
     }
     const handled = redisScrape.match(/^grpc_server_handled_total\{.*$/gm) ?? [];
-    if (handled.length > 0) {
-      // go-grpc-prometheus names codes as Go does: NotFound, not NOT_FOUND.
-      assert.ok(
-        handled.some((line) => line.includes('grpc_code="NotFound"')),
-        handled.join('\n'),
-      );
-    }
-    if (pending.size > 0) {
-      console.log(`observability: not exported yet (pending): ${[...pending].sort().join(', ')}`);
-    }
+    // go-grpc-prometheus names codes as Go does: NotFound, not NOT_FOUND.
+    assert.ok(
+      handled.some((line) => line.includes('grpc_code="NotFound"')),
+      handled.join('\n'),
+    );
   });
 });
 

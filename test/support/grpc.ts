@@ -9,7 +9,7 @@ import {
   type status,
 } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { PROTO_FILE } from '../../src/transport/proto.ts';
+import { PROTO_FILE } from './proto.ts';
 
 const require = createRequire(import.meta.url);
 const OPTIONS = {

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { encodeHeaders } from '../../src/transport/lean/hpack.ts';
-import { SERVICE_NAME } from '../../src/transport/proto.ts';
+import { SERVICE_NAME } from './proto.ts';
 import { h2Frame as frame } from './wire.ts';
 
 // The published HTTP/2 denial-of-service attacks, as an attacker runs them:

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { encodeHeaders, HpackDecoder } from '../../src/transport/lean/hpack.ts';
-import { SERVICE_NAME } from '../../src/transport/proto.ts';
+import { SERVICE_NAME } from './proto.ts';
 import { h2Frame as frame } from './wire.ts';
 
 // A hand-written HTTP/2 client for tests of the server's HTTP/2 layer. Its

@@ -4,6 +4,7 @@ import type {
   ServiceDefinition,
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import type { GrpcType } from '../../metrics.ts';
 import { CallError, Code, type Method, type StreamCall } from './http2-server.ts';
 
 type AnyMethod = MethodDefinition<unknown, unknown>;
@@ -69,20 +70,27 @@ function adapt(method: AnyMethod, handler: Handler): Method {
   };
 }
 
+function grpcType(method: AnyMethod): GrpcType {
+  if (method.requestStream) return method.responseStream ? 'bidi_stream' : 'client_stream';
+  return method.responseStream ? 'server_stream' : 'unary';
+}
+
 /**
  * Lets services written for grpc-js (grpc-health-check, @grpc/reflection)
  * register on the lean server through their usual `addToServer(server)`, so
  * they share its port. Both are small and rarely called, so the cost of
  * their grpc-js-shaped call objects does not matter.
  */
-export function grpcJsServiceHost(register: (path: string, method: Method) => void) {
+export function grpcJsServiceHost(
+  register: (path: string, method: Method, type: GrpcType) => void,
+) {
   return {
     addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation) {
       for (const [name, method] of Object.entries(definition) as Array<[string, AnyMethod]>) {
         const handler = (implementation[name] ?? implementation[method.originalName ?? '']) as
           | Handler
           | undefined;
-        if (handler) register(method.path, adapt(method, handler));
+        if (handler) register(method.path, adapt(method, handler), grpcType(method));
       }
     },
   };

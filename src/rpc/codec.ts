@@ -1,0 +1,195 @@
+import type { SetSessionInput, StoredSession, UpdateSessionInput } from '../service.ts';
+import {
+  bytesSize,
+  EMPTY_BYTES,
+  int64Size,
+  LENGTH_DELIMITED,
+  lengthDelimitedSize,
+  readFields,
+  readStringBytesEntry,
+  VARINT,
+  Writer,
+} from '../wire/protobuf.ts';
+
+/**
+ * The session messages of proto/sessionmanager/v1/sessionmanager.proto in
+ * the protobuf wire format, by hand: requests decode to the service's input,
+ * replies encode as one framed gRPC message (the 5-byte prefix first), so a
+ * transport writes them as they are. Fields holding their default are
+ * omitted. A malformed message throws ProtobufError.
+ */
+
+/** SessionData, the SetSession request. The output fields 6-8 are read and ignored. */
+export function decodeSetSession(buf: Buffer): SetSessionInput {
+  let sessionKey = '';
+  let fleetListRequest = EMPTY_BYTES;
+  let fleetListResponse = EMPTY_BYTES;
+  let ttlSeconds = 0;
+  const attributes = new Map<string, Buffer>();
+  readFields(buf, (reader, number, wireType) => {
+    if (wireType === LENGTH_DELIMITED) {
+      if (number === 1) sessionKey = reader.string('session_key');
+      else if (number === 2) fleetListRequest = reader.bytes();
+      else if (number === 3) fleetListResponse = reader.bytes();
+      else if (number === 4) readStringBytesEntry(reader, 'attributes', attributes);
+      else return false;
+      return true;
+    }
+    if (wireType === VARINT && number === 5) {
+      ttlSeconds = reader.int64();
+      return true;
+    }
+    return false;
+  });
+  return { sessionKey, fleetListRequest, fleetListResponse, attributes, ttlSeconds };
+}
+
+export interface GetSessionInput {
+  readonly sessionKey: string;
+  readonly touch: boolean;
+}
+
+export function decodeGetSession(buf: Buffer): GetSessionInput {
+  let sessionKey = '';
+  let touch = false;
+  readFields(buf, (reader, number, wireType) => {
+    if (number === 1 && wireType === LENGTH_DELIMITED) sessionKey = reader.string('session_key');
+    else if (number === 2 && wireType === VARINT) touch = reader.bool();
+    else return false;
+    return true;
+  });
+  return { sessionKey, touch };
+}
+
+export function decodeUpdateSession(buf: Buffer): UpdateSessionInput {
+  let sessionKey = '';
+  let fleetListRequest: Buffer | undefined;
+  let fleetListResponse: Buffer | undefined;
+  let expectedVersion: number | undefined;
+  let ttlSeconds = 0;
+  const setAttributes = new Map<string, Buffer>();
+  const removeAttributes: string[] = [];
+  readFields(buf, (reader, number, wireType) => {
+    if (wireType === LENGTH_DELIMITED) {
+      if (number === 1) sessionKey = reader.string('session_key');
+      else if (number === 2) fleetListRequest = reader.bytes();
+      else if (number === 3) fleetListResponse = reader.bytes();
+      else if (number === 4) readStringBytesEntry(reader, 'set_attributes', setAttributes);
+      else if (number === 5) removeAttributes.push(reader.string('remove_attributes'));
+      else return false;
+      return true;
+    }
+    if (wireType === VARINT) {
+      if (number === 6) expectedVersion = reader.int64();
+      else if (number === 7) ttlSeconds = reader.int64();
+      else return false;
+      return true;
+    }
+    return false;
+  });
+  return {
+    sessionKey,
+    ...(fleetListRequest && { fleetListRequest }),
+    ...(fleetListResponse && { fleetListResponse }),
+    ...(expectedVersion !== undefined && { expectedVersion }),
+    setAttributes,
+    removeAttributes,
+    ttlSeconds,
+  };
+}
+
+export interface TouchSessionInput {
+  readonly sessionKey: string;
+  readonly ttlSeconds: number;
+}
+
+export function decodeTouchSession(buf: Buffer): TouchSessionInput {
+  let sessionKey = '';
+  let ttlSeconds = 0;
+  readFields(buf, (reader, number, wireType) => {
+    if (number === 1 && wireType === LENGTH_DELIMITED) sessionKey = reader.string('session_key');
+    else if (number === 2 && wireType === VARINT) ttlSeconds = reader.int64();
+    else return false;
+    return true;
+  });
+  return { sessionKey, ttlSeconds };
+}
+
+/** ConsumeSessionRequest, DeleteSessionRequest and RotateSessionKeyRequest: a session_key alone. */
+export function decodeSessionKey(buf: Buffer): string {
+  let sessionKey = '';
+  readFields(buf, (reader, number, wireType) => {
+    if (number !== 1 || wireType !== LENGTH_DELIMITED) return false;
+    sessionKey = reader.string('session_key');
+    return true;
+  });
+  return sessionKey;
+}
+
+/** SessionData, the reply of Get, Update and Consume. */
+export function encodeSession(session: StoredSession): Buffer {
+  const keyLength = Buffer.byteLength(session.sessionKey);
+  const entries: Array<[string, number, Buffer, number]> = [];
+  let size =
+    (keyLength === 0 ? 0 : lengthDelimitedSize(keyLength)) +
+    bytesSize(session.fleetListRequest) +
+    bytesSize(session.fleetListResponse) +
+    int64Size(session.ttlSeconds) +
+    int64Size(session.expiresAtMs) +
+    int64Size(session.version) +
+    int64Size(session.createdAtMs);
+  for (const [name, value] of session.attributes) {
+    const nameLength = Buffer.byteLength(name);
+    const entryLength = lengthDelimitedSize(nameLength) + lengthDelimitedSize(value.length);
+    entries.push([name, nameLength, value, entryLength]);
+    size += lengthDelimitedSize(entryLength);
+  }
+  const w = new Writer(size, true);
+  if (keyLength !== 0) w.string(1, session.sessionKey, keyLength);
+  if (session.fleetListRequest.length !== 0) w.bytes(2, session.fleetListRequest);
+  if (session.fleetListResponse.length !== 0) w.bytes(3, session.fleetListResponse);
+  for (const [name, nameLength, value, entryLength] of entries) {
+    w.tag(4, LENGTH_DELIMITED);
+    w.varint(entryLength);
+    w.string(1, name, nameLength);
+    w.bytes(2, value);
+  }
+  w.int64(5, session.ttlSeconds);
+  w.int64(6, session.expiresAtMs);
+  w.int64(7, session.version);
+  w.int64(8, session.createdAtMs);
+  return w.buf;
+}
+
+/** SetSessionResponse; RotateSessionKeyResponse has the same fields and numbers. */
+export function encodeKeyVersion(reply: {
+  sessionKey: string;
+  expiresAtMs: number;
+  version: number;
+}): Buffer {
+  const keyLength = Buffer.byteLength(reply.sessionKey);
+  const w = new Writer(
+    (keyLength === 0 ? 0 : lengthDelimitedSize(keyLength)) +
+      int64Size(reply.expiresAtMs) +
+      int64Size(reply.version),
+    true,
+  );
+  if (keyLength !== 0) w.string(1, reply.sessionKey, keyLength);
+  w.int64(2, reply.expiresAtMs);
+  w.int64(3, reply.version);
+  return w.buf;
+}
+
+export function encodeTouchSessionResponse(expiresAtMs: number): Buffer {
+  const w = new Writer(int64Size(expiresAtMs), true);
+  w.int64(1, expiresAtMs);
+  return w.buf;
+}
+
+const DELETED = Buffer.from([0, 0, 0, 0, 2, 1 << 3, 1]);
+const NOT_DELETED = Buffer.from([0, 0, 0, 0, 0]);
+
+/** DeleteSessionResponse; the two possible replies are constants. */
+export function encodeDeleteSessionResponse(deleted: boolean): Buffer {
+  return deleted ? DELETED : NOT_DELETED;
+}
