@@ -179,7 +179,7 @@ const ENV = z.object({
   TLS_KEY_FILE: z.string().min(1).optional(),
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
   H2_MAX_CONCURRENT_STREAMS: integer(1, 1_000_000).default(1000),
-  H2_CONNECTION_WINDOW: integer(65_535, 2 ** 31 - 1).default(4 * 1024 * 1024),
+  H2_CONNECTION_WINDOW: integer(65_535, 2 ** 31 - 1).optional(),
   H2_MAX_BUFFERED_BYTES: integer(65_535, Number.MAX_SAFE_INTEGER).default(32 * 1024 * 1024),
   H2_MAX_UNSENT_BYTES: integer(16 * 1024, Number.MAX_SAFE_INTEGER).default(1024 * 1024),
   H2_WRITE_STALL_TIMEOUT: duration(100).default(10_000),
@@ -435,17 +435,20 @@ export function loadConfig(env: Env = process.env): Config {
 function http2Limits(e: z.infer<typeof ENV>, session: SessionLimits): Http2Limits {
   // A unary request is held whole until it ends, so the largest must fit in a connection's window.
   const largestRequest = session.maxBytes + MESSAGE_OVERHEAD_BYTES + 5;
-  if (e.H2_CONNECTION_WINDOW < largestRequest)
+  // By default a connection may hold one largest request and no more: a
+  // client parking bodies (or many at once) holds that much, not megabytes.
+  const connectionWindow = e.H2_CONNECTION_WINDOW ?? Math.ceil(largestRequest / 65_536) * 65_536;
+  if (connectionWindow < largestRequest)
     throw new ConfigError(
-      `invalid configuration:\n  H2_CONNECTION_WINDOW=${e.H2_CONNECTION_WINDOW}: must hold the largest request (${largestRequest} bytes with SESSION_MAX_BYTES=${session.maxBytes})`,
+      `invalid configuration:\n  H2_CONNECTION_WINDOW=${connectionWindow}: must hold the largest request (${largestRequest} bytes with SESSION_MAX_BYTES=${session.maxBytes})`,
     );
-  if (e.H2_MAX_BUFFERED_BYTES < e.H2_CONNECTION_WINDOW)
+  if (e.H2_MAX_BUFFERED_BYTES < connectionWindow)
     throw new ConfigError(
-      `invalid configuration:\n  H2_MAX_BUFFERED_BYTES=${e.H2_MAX_BUFFERED_BYTES}: must be at least H2_CONNECTION_WINDOW (${e.H2_CONNECTION_WINDOW})`,
+      `invalid configuration:\n  H2_MAX_BUFFERED_BYTES=${e.H2_MAX_BUFFERED_BYTES}: must be at least H2_CONNECTION_WINDOW (${connectionWindow})`,
     );
   return Object.freeze({
     maxConcurrentStreams: e.H2_MAX_CONCURRENT_STREAMS,
-    connectionWindowBytes: e.H2_CONNECTION_WINDOW,
+    connectionWindowBytes: connectionWindow,
     maxBufferedRequestBytes: e.H2_MAX_BUFFERED_BYTES,
     maxUnsentBytes: e.H2_MAX_UNSENT_BYTES,
     writeStallTimeoutMs: e.H2_WRITE_STALL_TIMEOUT,

@@ -265,6 +265,8 @@ export class Http2Connection {
   /** A header block split over CONTINUATION frames. */
   #continuation: { stream: number; flags: number; parts: Buffer[]; frames: number } | undefined;
   #lastStreamId = 0;
+  /** The highest stream id the peer opened after our GOAWAY: those streams are ignored, and so are their frames. */
+  #lastIgnoredId = 0;
   /** Recently closed stream ids and who closed them (a ring). */
   readonly #closedIds = new Uint32Array(CLOSED_MEMORY);
   readonly #closedBy = new Uint8Array(CLOSED_MEMORY);
@@ -912,9 +914,11 @@ export class Http2Connection {
    * the peer itself ended or reset they are a connection error.
    */
   #onClosedStreamFrame(streamId: number, code: number): boolean {
-    if (streamId > this.#lastStreamId) return this.#fail(H2Error.PROTOCOL_ERROR);
+    if (streamId > this.#lastStreamId) {
+      return streamId <= this.#lastIgnoredId || this.#fail(H2Error.PROTOCOL_ERROR);
+    }
     const closedBy = this.#closedByOf(streamId);
-    if (closedBy === CLOSED_BY_US) return this.#spendEmptyFrame();
+    if (closedBy === CLOSED_BY_US) return true;
     return this.#fail(closedBy === CLOSED_BY_PEER ? H2Error.STREAM_CLOSED : code);
   }
 
@@ -973,7 +977,7 @@ export class Http2Connection {
     }
     if (this.#draining) {
       // Past our GOAWAY's last stream: the client retries it elsewhere; its frames are ignored.
-      this.#rememberClosed(streamId);
+      this.#lastIgnoredId = Math.max(this.#lastIgnoredId, streamId);
       return true;
     }
     this.#lastStreamId = streamId;

@@ -9,7 +9,10 @@
 export interface Http2Limits {
   /** SETTINGS_MAX_CONCURRENT_STREAMS; a reset stream counts until its handler ends. */
   readonly maxConcurrentStreams: number;
-  /** Request bytes one connection may have sent us that no handler has taken yet (its receive window). */
+  /**
+   * Request bytes one connection may have sent us that no handler has taken
+   * yet (its receive window): by default one largest request, rounded up to 64 KiB.
+   */
   readonly connectionWindowBytes: number;
   /** The same, summed over every connection; past it, the connection holding most is closed. */
   readonly maxBufferedRequestBytes: number;
@@ -60,7 +63,7 @@ export const FIXED_LIMITS = {
 
 export const DEFAULT_LIMITS: Http2Limits = Object.freeze({
   maxConcurrentStreams: 1000,
-  connectionWindowBytes: 4 * 1024 * 1024,
+  connectionWindowBytes: 1_179_648,
   maxBufferedRequestBytes: 32 * 1024 * 1024,
   maxUnsentBytes: 1024 * 1024,
   writeStallTimeoutMs: 10_000,
