@@ -188,6 +188,7 @@ const ENV = z.object({
   H2_MAX_CONNECTIONS: integer(1, 1_000_000).default(4096),
   H2_RESET_BURST: integer(1, 1_000_000).default(1000),
   H2_RESETS_PER_SECOND: integer(1, 1_000_000).default(33),
+  H2_ABUSE_PENALTY: duration(0).default(2000),
 });
 
 /** Variables whose values never appear in an error message. */
@@ -457,6 +458,7 @@ function http2Limits(e: z.infer<typeof ENV>, session: SessionLimits): Http2Limit
     maxConnections: e.H2_MAX_CONNECTIONS,
     resetBurst: e.H2_RESET_BURST,
     resetsPerSecond: e.H2_RESETS_PER_SECOND,
+    abusePenaltyMaxMs: e.H2_ABUSE_PENALTY,
   });
 }
 

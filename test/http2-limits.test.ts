@@ -107,6 +107,8 @@ const LIMITS = {
   H2_HANDSHAKE_TIMEOUT: '300ms',
   H2_RESET_BURST: '50',
   H2_RESETS_PER_SECOND: '1',
+  // Each test cuts connections off on purpose; the penalty has its own tests below.
+  H2_ABUSE_PENALTY: '0',
 };
 
 describe('HTTP/2 limits', () => {
@@ -394,6 +396,34 @@ describe('HTTP/2 connection limit', () => {
     );
     assert.ok(peers.length <= 3, `${peers.length} connections were served`);
     for (const peer of peers) peer.destroy();
+  });
+});
+
+describe('HTTP/2 penalty for an address whose connections were cut off', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ env: { GRPC_TRANSPORT: 'lean', H2_ABUSE_PENALTY: '2s' } });
+  });
+
+  after(() => server.close());
+
+  it('reads a new connection from it only after a delay; connections already open go on', async () => {
+    const bystander = await RawPeer.open(server.port);
+    await bystander.next((f) => f.type === SETTINGS);
+    const flood = await RawPeer.open(server.port);
+    flood.send(Buffer.concat(Array.from({ length: 150 }, () => frame(SETTINGS, 0, 0))));
+    assert.equal(await flood.goaway(), ENHANCE_YOUR_CALM);
+    const started = Date.now();
+    const next = await RawPeer.open(server.port);
+    await next.next((f) => f.type === SETTINGS);
+    assert.ok(
+      Date.now() - started >= 90,
+      `the new connection was read after ${Date.now() - started} ms`,
+    );
+    bystander.send(frame(PING, 0, 0, Buffer.from('bystand!')));
+    await bystander.next((f) => f.type === PING);
+    for (const peer of [bystander, flood, next]) peer.destroy();
   });
 });
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { encodeHeaders } from '../../src/transport/lean/hpack.ts';
 import { SERVICE_NAME } from './proto.ts';
@@ -148,6 +149,8 @@ async function onConnections(
   session: (connection: AttackSocket) => Promise<void>,
 ): Promise<AttackReport> {
   const report: AttackReport = { connections: 0, cutOff: 0, bytesSent: 0 };
+  // Every connection waiting for drain listens for the abort.
+  setMaxListeners(4 * options.parallel + 10, signal);
   const worker = async () => {
     while (!signal.aborted) {
       const connection = new AttackSocket(port, signal, options.reading, options.settings);
@@ -245,7 +248,7 @@ export const ATTACKS: readonly Attack[] = [
       }),
   },
   {
-    name: 'PING flood, not reading',
+    name: 'PING flood (not reading)',
     summary: 'CVE-2019-9512: PINGs from 16 connections that never read the acks',
     run: (port, signal) =>
       onConnections(port, signal, { parallel: 16, reading: false }, async (c) => {
@@ -296,7 +299,7 @@ export const ATTACKS: readonly Attack[] = [
       }),
   },
   {
-    name: 'slow read, zero window',
+    name: 'slow read (zero window)',
     summary:
       'CVE-2019-9517: 64 KB replies requested by 4 connections that never read them and open no window',
     run: (port, signal) =>

@@ -87,6 +87,8 @@ export interface ConnectionOptions {
    * `stream.handler`, or answers at once and leaves it unset.
    */
   readonly onStream: (stream: H2Stream, headers: Record<string, string>) => void;
+  /** The connection was closed for abuse (GOAWAY ENHANCE_YOUR_CALM or FLOW_CONTROL_ERROR). */
+  readonly onAbuse?: () => void;
 }
 
 /** What a stream reports to the code serving it. */
@@ -1168,6 +1170,10 @@ export class Http2Connection {
   /** A connection error: GOAWAY with the code, then the socket goes. Returns false for the frame handlers. */
   #fail(code: number): false {
     if (this.#destroyed) return false;
+    // A flood, or data past the window we gave: either way the peer meant it.
+    if (code === H2Error.ENHANCE_YOUR_CALM || code === H2Error.FLOW_CONTROL_ERROR) {
+      this.#options.onAbuse?.();
+    }
     this.#draining = true;
     this.#goaway(code);
     this.#output.flush();

@@ -29,6 +29,12 @@ export interface Http2Limits {
   /** Stream resets, sent by either side: a burst, then a steady rate per second. */
   readonly resetBurst: number;
   readonly resetsPerSecond: number;
+  /**
+   * A new connection from an address whose connections were closed for abuse
+   * in the last 10 s is read only after a delay, 100 ms doubling per strike
+   * up to this; 0 turns it off (penalty-box.ts).
+   */
+  readonly abusePenaltyMaxMs: number;
 }
 
 /**
@@ -72,6 +78,7 @@ export const DEFAULT_LIMITS: Http2Limits = Object.freeze({
   maxConnections: 4096,
   resetBurst: 1000,
   resetsPerSecond: 33,
+  abusePenaltyMaxMs: 2000,
 });
 
 /** A token bucket: `take` is false once the burst is spent faster than the rate refills it. */

@@ -13,6 +13,7 @@ import {
 } from './http2-connection.ts';
 import { DEFAULT_LIMITS, type Http2Limits } from './http2-limits.ts';
 import { MessageReader } from './message-reader.ts';
+import { PenaltyBox } from './penalty-box.ts';
 
 /**
  * A small gRPC server on our own HTTP/2 connection layer (http2-connection.ts): unary calls first, and the few streaming
@@ -169,12 +170,14 @@ export class LeanServer {
   readonly #streamCalls = new Set<Call>();
   readonly #limits: Http2Limits;
   readonly #bufferBudget: BufferBudget;
+  readonly #penalties: PenaltyBox;
   readonly #ticker: NodeJS.Timeout;
 
   constructor(options: LeanServerOptions) {
     this.#options = options;
     this.#limits = options.limits ?? DEFAULT_LIMITS;
     this.#bufferBudget = new BufferBudget(this.#limits.maxBufferedRequestBytes);
+    this.#penalties = new PenaltyBox(this.#limits.abusePenaltyMaxMs);
     const { tls } = options;
     this.#server = tls
       ? createTlsServer(
@@ -239,12 +242,28 @@ export class LeanServer {
   }
 
   #connect(socket: Socket): void {
+    const address = socket.remoteAddress ?? '';
+    const delay = this.#penalties.delayFor(address, Date.now());
+    if (delay === 0) {
+      this.#serve(socket, address);
+      return;
+    }
+    socket.pause();
+    const timer = setTimeout(() => {
+      if (!socket.destroyed) this.#serve(socket, address);
+    }, delay);
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  #serve(socket: Socket, address: string): void {
+    socket.resume();
     const connection = new Http2Connection(socket, {
       limits: this.#limits,
       // Room for a whole maximum-size message in flight on a stream.
       initialWindowSize: Math.min(this.#options.maxReceiveBytes + 5, 2 ** 31 - 1),
       bufferBudget: this.#bufferBudget,
       onStream: (stream, headers) => this.#onStream(stream, headers),
+      onAbuse: () => this.#penalties.strike(address, Date.now()),
     });
     this.#connections.add(connection);
     socket.once('close', () => this.#connections.delete(connection));
