@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect as connectHttp2 } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { encodeHeaders } from '../src/transport/lean/hpack.ts';
@@ -16,6 +21,7 @@ import {
   END_STREAM,
   ENHANCE_YOUR_CALM,
   FRAME_SIZE_ERROR,
+  GOAWAY,
   HEADERS,
   PING,
   PROTOCOL_ERROR,
@@ -25,6 +31,7 @@ import {
   requestBlock,
   resetCode,
   SETTINGS,
+  STREAM_CLOSED,
   WINDOW_UPDATE,
 } from './support/raw-peer.ts';
 import { startServer, type TestServer } from './support/server.ts';
@@ -253,6 +260,169 @@ describe('HTTP/2 connection layer', () => {
     peer.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, requestBlock('NoSuchMethod')));
     const reply = await peer.next((f) => f.type === HEADERS && f.stream === 1);
     assert.equal(reply.flags & END_STREAM, END_STREAM);
+    peer.destroy();
+  });
+});
+
+describe('HTTP/2 connection layer: what a peer sees across streams', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ env: { GRPC_TRANSPORT: 'lean' } });
+  });
+
+  after(() => server.close());
+
+  const grpcCall = async (session: ReturnType<typeof connectHttp2>, key: string) => {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': `/${SERVICE_NAME}/SetSession`,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    const body = Buffer.concat([Buffer.from([0x0a, key.length]), Buffer.from(key)]);
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(body.length, 1);
+    let status: unknown;
+    stream.on('trailers', (trailers) => {
+      status = trailers['grpc-status'];
+    });
+    stream.resume();
+    stream.end(Buffer.concat([prefix, body]));
+    await new Promise((resolve, reject) => {
+      stream.on('close', resolve);
+      stream.on('error', reject);
+    });
+    return status;
+  };
+
+  it('a client whose HPACK table is smaller than 4096 reads every reply (RFC 7541 4.2)', async () => {
+    for (const headerTableSize of [1024, 0]) {
+      const session = connectHttp2(`http://${server.address}`, { settings: { headerTableSize } });
+      session.on('error', () => {});
+      try {
+        for (let i = 0; i < 20; i++) {
+          assert.equal(await grpcCall(session, `table-${headerTableSize}-${i}`), '0');
+        }
+      } finally {
+        session.close();
+      }
+    }
+  });
+
+  it('reply headers after the first call cost a few octets: the peer table holds them', async () => {
+    const peer = await RawPeer.open(server.port);
+    for (const id of [1, 3, 5]) {
+      peer.send(frame(HEADERS, END_HEADERS, id, requestBlock('SetSession')));
+      const body = Buffer.from([0, 0, 0, 0, 4, 0x0a, 2, 0x6b, 0x30 + id]);
+      peer.send(frame(DATA, END_STREAM, id, body));
+      await peer.next((f) => f.type === HEADERS && f.stream === id && (f.flags & END_STREAM) !== 0);
+    }
+    const blocks = peer.frames.filter((f) => f.type === HEADERS).map((f) => f.payload.length);
+    assert.equal(blocks.length, 6);
+    assert.ok(
+      (blocks[0] ?? 0) > 40,
+      `the first reply's headers carry the literals (${blocks[0]} octets)`,
+    );
+    assert.ok(
+      blocks.slice(2).every((length) => length <= 3),
+      `later replies: ${blocks.join(', ')} octets`,
+    );
+    peer.destroy();
+  });
+
+  it('h2load with a 1024-byte header table gets no error', {
+    skip:
+      !existsSync('/usr/bin/h2load') && 'h2load is not installed (apt-get install nghttp2-client)',
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'h2load-'));
+    const message = join(dir, 'get.msg');
+    writeFileSync(message, Buffer.from([0, 0, 0, 0, 0]));
+    const { stdout } = await promisify(execFile)('h2load', [
+      '-n',
+      '500',
+      '-c',
+      '1',
+      '-m',
+      '10',
+      '--header-table-size=1024',
+      '-d',
+      message,
+      '-H',
+      'content-type: application/grpc',
+      '-H',
+      'te: trailers',
+      `http://${server.address}/${SERVICE_NAME}/GetSession`,
+    ]);
+    assert.match(stdout, /500 succeeded, 0 failed, 0 errored/);
+  });
+
+  it('a frame on a stream the client itself ended is STREAM_CLOSED; a lower new stream id is PROTOCOL_ERROR', async () => {
+    const ended = await RawPeer.open(server.port);
+    ended.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, requestBlock('NoSuchMethod')));
+    await ended.next((f) => f.type === HEADERS && f.stream === 1);
+    ended.send(frame(DATA, 0, 1, Buffer.from('late')));
+    assert.equal(await ended.goaway(), STREAM_CLOSED);
+    const lower = await RawPeer.open(server.port);
+    lower.send(frame(HEADERS, END_HEADERS, 5, requestBlock('GetSession')));
+    lower.send(frame(HEADERS, END_HEADERS, 3, requestBlock('GetSession')));
+    assert.equal(await lower.goaway(), PROTOCOL_ERROR);
+    await Promise.all([ended.closed, lower.closed]);
+  });
+
+  it('frames still in flight on a stream the server reset are ignored', async () => {
+    const peer = await RawPeer.open(server.port);
+    // A body for an unknown method: the server answers at once and resets the stream.
+    peer.send(frame(HEADERS, END_HEADERS, 1, requestBlock('NoSuchMethod')));
+    await peer.next((f) => f.type === RST_STREAM && f.stream === 1);
+    peer.send(frame(DATA, 0, 1, Buffer.from('in flight')));
+    peer.send(frame(PING, 0, 0, Buffer.from('stillok!')));
+    await peer.next((f) => f.type === PING && (f.flags & ACK) !== 0);
+    assert.equal(peer.frames.filter((f) => f.type === GOAWAY).length, 0);
+    peer.destroy();
+  });
+
+  it('refuses a request that breaks RFC 9113 8.3 with a stream error; the connection goes on', async () => {
+    const peer = await RawPeer.open(server.port);
+    const malformed = [
+      [
+        [':method', 'POST'],
+        [':path', `/${SERVICE_NAME}/GetSession`],
+      ],
+      [
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':path', ''],
+      ],
+      [
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':path', '/x'],
+        [':status', '200'],
+      ],
+      [
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':path', '/x'],
+        [':foo', 'x'],
+      ],
+      [
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':path', '/x'],
+        ['connection', 'close'],
+      ],
+    ] as Array<Array<[string, string]>>;
+    let id = 1;
+    for (const fields of malformed) {
+      peer.send(frame(HEADERS, END_HEADERS | END_STREAM, id, encodeHeaders(fields)));
+      const reset = await peer.next((f) => f.type === RST_STREAM && f.stream === id);
+      assert.equal(resetCode(reset), PROTOCOL_ERROR, JSON.stringify(fields));
+      id += 2;
+    }
+    peer.send(frame(HEADERS, END_HEADERS | END_STREAM, id, requestBlock('NoSuchMethod')));
+    const reply = await peer.next((f) => f.type === HEADERS && f.stream === id);
+    assert.equal(reply.headers?.['grpc-status'], '12');
     peer.destroy();
   });
 });
