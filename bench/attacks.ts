@@ -9,7 +9,7 @@
 // the RSS growth and how many attacking connections the server closed.
 //
 //   npm run build && node --import tsx bench/attacks.ts
-//   ATTACK_S=10 ATTACKS='rapid reset,HPACK bomb' node --import tsx bench/attacks.ts
+//   ATTACK_S=10 ATTACK_ROUNDS=3 ATTACKS='rapid reset,HPACK bomb' node --import tsx bench/attacks.ts
 //
 // The legitimate client is the Go loadgen (get, 16 in flight) when
 // $GO_REFERENCE/bin/loadgen exists, else bench/loadgen.ts.
@@ -30,6 +30,8 @@ const env = process.env;
 const ATTACK_S = Number(env.ATTACK_S ?? 10);
 const BEFORE_S = Number(env.BEFORE_S ?? 3);
 const CONCURRENCY = Number(env.ATTACK_LEGIT_CONCURRENCY ?? 16);
+/** Runs of each cell; the table shows the median fraction (the machine is shared and noisy). */
+const ROUNDS = Number(env.ATTACK_ROUNDS ?? 1);
 const SELECTED = env.ATTACKS ? env.ATTACKS.split(',').map((s) => s.trim()) : undefined;
 const GO_LOADGEN = join(env.GO_REFERENCE ?? '', 'bin/loadgen');
 const hasGo = env.GO_REFERENCE !== undefined && existsSync(GO_LOADGEN);
@@ -178,6 +180,13 @@ async function measure(attack: string, transport: string, redisPort: number): Pr
   };
 }
 
+/** The run with the median fraction, and the largest RSS growth of all runs. */
+function median(runs: Cell[]): Cell {
+  const sorted = [...runs].sort((a, b) => a.fraction - b.fraction);
+  const middle = sorted[Math.floor(sorted.length / 2)] as Cell;
+  return { ...middle, rssGrowthMb: Math.max(...runs.map((run) => run.rssGrowthMb)) };
+}
+
 async function main() {
   const redisPort = await freePort();
   const redis = spawn(
@@ -197,22 +206,24 @@ async function main() {
   const attacks = ATTACKS.filter((a) => !SELECTED || SELECTED.includes(a.name));
   const rows: string[] = [];
   console.log(
-    `# HTTP/2 attacks: legitimate calls/s during / before, lean vs grpc-js (${BEFORE_S} s before, ${ATTACK_S} s attack, legitimate client: ${hasGo ? 'Go loadgen' : 'bench/loadgen.ts'} get x${CONCURRENCY})`,
+    `# HTTP/2 attacks: legitimate calls/s during / before, lean vs grpc-js (${BEFORE_S} s before, ${ATTACK_S} s attack, ${ROUNDS} round(s), median; legitimate client: ${hasGo ? 'Go loadgen' : 'bench/loadgen.ts'} get x${CONCURRENCY})`,
   );
-  let round = 0;
+  let turn = 0;
   for (const attack of attacks) {
-    const cells: Record<string, Cell> = {};
-    // Alternate which transport goes first, so drift on a shared machine hits both.
-    const order = round++ % 2 === 0 ? TRANSPORTS : [...TRANSPORTS].reverse();
-    for (const transport of order) {
-      cells[transport] = await measure(attack.name, transport, redisPort);
-      const cell = cells[transport] as Cell;
-      console.log(
-        `${attack.name} / ${transport}: ${cell.before.toFixed(0)} -> ${cell.during.toFixed(0)} calls/s (${cell.fraction.toFixed(2)}), RSS +${cell.rssGrowthMb.toFixed(0)} MB, ${JSON.stringify(cell.report)}${cell.alive ? '' : ', SERVER DIED'}`,
-      );
+    const cells: Record<string, Cell[]> = { lean: [], 'grpc-js': [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      // Alternate which transport goes first, so drift on a shared machine hits both.
+      const order = turn++ % 2 === 0 ? TRANSPORTS : [...TRANSPORTS].reverse();
+      for (const transport of order) {
+        const cell = await measure(attack.name, transport, redisPort);
+        cells[transport]?.push(cell);
+        console.log(
+          `${attack.name} / ${transport}: ${cell.before.toFixed(0)} -> ${cell.during.toFixed(0)} calls/s (${cell.fraction.toFixed(2)}), RSS +${cell.rssGrowthMb.toFixed(0)} MB, ${JSON.stringify(cell.report)}${cell.alive ? '' : ', SERVER DIED'}`,
+        );
+      }
     }
-    const lean = cells.lean as Cell;
-    const grpcJs = cells['grpc-js'] as Cell;
+    const lean = median(cells.lean as Cell[]);
+    const grpcJs = median(cells['grpc-js'] as Cell[]);
     const cut = (cell: Cell) =>
       cell.report ? `${cell.report.cutOff}/${cell.report.connections}` : '?';
     rows.push(

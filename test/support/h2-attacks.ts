@@ -24,6 +24,9 @@ const ACK = 0x1;
 const CANCEL = 0x8;
 const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 
+/** The attacker's source address: any 127.0.0.0/8 address is this host's loopback. */
+const ATTACKER_ADDRESS = '127.0.0.2';
+
 /** A session the slow-reading attacker asks for over and over: 64 KB each time. */
 export const LARGE_SESSION_KEY = 'attack-large-session';
 export const LARGE_SESSION_BYTES = 64 * 1024;
@@ -84,7 +87,9 @@ class AttackSocket {
     settings: Buffer = Buffer.alloc(0),
   ) {
     this.#signal = signal;
-    this.socket = connect(port, '127.0.0.1');
+    // From an address of its own, as an attacker on another host would be:
+    // the server's penalty for it must not fall on the legitimate client.
+    this.socket = connect({ port, host: '127.0.0.1', localAddress: ATTACKER_ADDRESS });
     this.socket.setNoDelay(true);
     this.socket.on('error', () => {});
     this.socket.on('end', () => {
@@ -323,6 +328,22 @@ export const ATTACKS: readonly Attack[] = [
           await new Promise((resolve) => setTimeout(resolve, 5));
         },
       ),
+  },
+  {
+    name: 'trickled frames',
+    summary: 'complete GetSession calls written one byte per TCP segment, from 8 connections',
+    run: (port, signal) =>
+      onConnections(port, signal, { parallel: 8, reading: true }, async (c) => {
+        const [id] = c.streams(1);
+        const call = Buffer.concat([
+          frame(HEADERS, END_HEADERS, id as number, request('GetSession')),
+          frame(DATA, END_STREAM, id as number, keyMessage(LARGE_SESSION_KEY)),
+        ]);
+        for (let at = 0; at < call.length && !c.closed && !signal.aborted; at++) {
+          await c.write(call.subarray(at, at + 1));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }),
   },
   {
     name: 'request bodies held open',
