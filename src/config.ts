@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { digestToken, PERMISSIONS, type Permission, type TokenGrant } from './auth.ts';
-import type { Http2Limits } from './transport/lean/http2-limits.ts';
+import type { Http2Limits } from './wire/http2/limits.ts';
 
 /** Everything the service reads from its environment, parsed once at start. */
 export interface Config {

@@ -14,9 +14,9 @@ import type { SessionStore } from './store/store.ts';
 import { createTokenGenerator } from './token.ts';
 import { sessionServiceDefinition, sessionServiceHandlers } from './transport/grpc-service.ts';
 import { HealthMonitor } from './transport/health.ts';
-import { LeanServer } from './transport/lean/http2-server.ts';
 import { LeanGrpcAdapter } from './transport/lean-grpc.ts';
 import { Reflection } from './transport/reflection.ts';
+import { LeanServer } from './wire/grpc/server.ts';
 
 export interface SessionServer {
   /** Binds and starts serving; resolves to the bound ports (useful with PORT=0). */

@@ -14,7 +14,7 @@ import {
   HpackEncoder,
   HpackError,
   MalformedHeaderList,
-} from '../src/transport/lean/hpack.ts';
+} from '../src/wire/http2/hpack.ts';
 import { h2Frame as frame } from './support/wire.ts';
 
 // The HPACK decoder against the RFC 7541 Appendix C examples (the hex as in

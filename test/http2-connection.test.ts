@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
-import { encodeHeaders } from '../src/transport/lean/hpack.ts';
+import { encodeHeaders } from '../src/wire/http2/hpack.ts';
 import { rawClient } from './support/grpc.ts';
 import { PROTO_FILE, SERVICE_NAME } from './support/proto.ts';
 import {
@@ -329,6 +329,24 @@ describe('HTTP/2 connection layer: what a peer sees across streams', () => {
       `later replies: ${blocks.join(', ')} octets`,
     );
     peer.destroy();
+  });
+
+  it('a request of nearly the largest size goes through after one refused for its size', async () => {
+    // A request is held until complete, so connection window kept back from a
+    // refused one would leave the next unable to finish (it once did).
+    const client = rawClient(server.address);
+    const send = (bytes: number) =>
+      client.call(
+        'SetSession',
+        { session_key: 'near-max', fleet_list_request: Buffer.alloc(bytes, 7) },
+        { deadlineMs: 10_000 },
+      );
+    try {
+      await assert.rejects(send(1_200_000), /RESOURCE_EXHAUSTED: request of/);
+      for (let i = 0; i < 3; i++) await send(1_040_000);
+    } finally {
+      client.close();
+    }
   });
 
   it('h2load with a 1024-byte header table gets no error', {

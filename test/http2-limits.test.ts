@@ -5,7 +5,7 @@ import type { CallScope } from '../src/call-scope.ts';
 import type { Config } from '../src/config.ts';
 import type { Session } from '../src/session.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
-import { encodeHeaders } from '../src/transport/lean/hpack.ts';
+import { encodeHeaders } from '../src/wire/http2/hpack.ts';
 import { rawClient } from './support/grpc.ts';
 import { SERVICE_NAME } from './support/proto.ts';
 import {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { OpenStreams } from '../src/transport/lean/open-streams.ts';
+import { OpenStreams } from '../src/wire/http2/open-streams.ts';
 
 // The table of a connection's open streams, against a Map as the model:
 // streams open in increasing id order and close in any order.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PenaltyBox } from '../src/transport/lean/penalty-box.ts';
+import { PenaltyBox } from '../src/wire/http2/penalty-box.ts';
 
 describe('penalty box', () => {
   it('delays an address 100 ms after its first strike, doubling per strike up to the cap', () => {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ErrorReply } from '@redis/client';
 import fc from 'fast-check';
-import { SocketBatch } from '../src/socket-batch.ts';
 import { ProtocolError, type Reply, ReplyParser, writeCommand } from '../src/store/redis/resp.ts';
+import { SocketBatch } from '../src/wire/socket-batch.ts';
 import { type LoopbackPair, loopbackPair } from './support/wire.ts';
 
 // The RESP2 codec of the standalone link. Replies are generated, encoded the

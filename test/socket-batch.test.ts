@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { SocketBatch } from '../src/socket-batch.ts';
+import { SocketBatch } from '../src/wire/socket-batch.ts';
 import { type LoopbackPair, loopbackPair } from './support/wire.ts';
 
 // The write batching under both transports' hot paths: whatever mix of small

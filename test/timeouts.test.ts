@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import fc from 'fast-check';
-import { type Expiring, TimeoutSweeper } from '../src/timeouts.ts';
+import { type Expiring, TimeoutSweeper } from '../src/wire/timeouts.ts';
 
 // The sweeper behind every Redis command timeout and every call deadline:
 // checked against a model over random interleavings of adds, deletes and the

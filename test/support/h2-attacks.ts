@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { encodeHeaders } from '../../src/transport/lean/hpack.ts';
+import { encodeHeaders } from '../../src/wire/http2/hpack.ts';
 import { SERVICE_NAME } from './proto.ts';
 import { h2Frame as frame } from './wire.ts';
 

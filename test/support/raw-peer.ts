@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { encodeHeaders, HpackDecoder } from '../../src/transport/lean/hpack.ts';
+import { encodeHeaders, HpackDecoder } from '../../src/wire/http2/hpack.ts';
 import { SERVICE_NAME } from './proto.ts';
 import { h2Frame as frame } from './wire.ts';
 

@@ -2,7 +2,7 @@ import { ErrorReply } from '@redis/client';
 import type { RedisConfig } from '../../config.ts';
 import { ErrorCode, SessionError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
+import { type Expiring, TimeoutSweeper } from '../../wire/timeouts.ts';
 import { openLink } from './clients.ts';
 import type { RedisLink } from './link.ts';
 import type { Reply } from './resp.ts';

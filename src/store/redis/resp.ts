@@ -1,5 +1,5 @@
 import { ErrorReply } from '@redis/client';
-import type { SocketBatch } from '../../socket-batch.ts';
+import type { SocketBatch } from '../../wire/socket-batch.ts';
 
 /**
  * RESP2 (https://redis.io/docs/latest/develop/reference/protocol-spec/) as

@@ -2,7 +2,7 @@ import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { ErrorReply } from '@redis/client';
 import type { RedisConfig } from '../../config.ts';
-import { SocketBatch } from '../../socket-batch.ts';
+import { SocketBatch } from '../../wire/socket-batch.ts';
 import { type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
 import { ProtocolError, type Reply, ReplyParser, writeCommand } from './resp.ts';
 

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { SocketBatch } from '../../socket-batch.ts';
+import { SocketBatch } from '../socket-batch.ts';
 import {
   DEFAULT_HEADER_TABLE_SIZE,
   DEFAULT_MAX_FRAME,
@@ -22,7 +22,7 @@ import {
   HpackError,
   MalformedHeaderList,
 } from './hpack.ts';
-import { FIXED_LIMITS, type Http2Limits, RateBudget } from './http2-limits.ts';
+import { FIXED_LIMITS, type Http2Limits, RateBudget } from './limits.ts';
 import { OpenStreams } from './open-streams.ts';
 
 /**
@@ -891,11 +891,19 @@ export class Http2Connection {
     return true;
   }
 
-  /** Gives the peer back connection window for bytes we no longer hold. */
+  /**
+   * Gives the peer back connection window for bytes we no longer hold, in
+   * batches of a quarter of the window, but at once while what the peer may
+   * send is less than one whole request: a request is held until it is
+   * complete, so window kept back could leave the next one unable to finish.
+   */
   #acknowledge(bytes: number): void {
     if (bytes === 0) return;
     this.#receiveUnacknowledged += bytes;
-    if (this.#receiveUnacknowledged >= this.#limits.connectionWindowBytes / 4) {
+    if (
+      this.#receiveUnacknowledged >= this.#limits.connectionWindowBytes / 4 ||
+      this.#receiveWindow < this.#options.initialWindowSize
+    ) {
       this.#windowUpdate(0, this.#receiveUnacknowledged);
       this.#receiveWindow += this.#receiveUnacknowledged;
       this.#receiveUnacknowledged = 0;

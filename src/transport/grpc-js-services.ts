@@ -4,8 +4,9 @@ import type {
   ServiceDefinition,
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import type { GrpcType } from '../../metrics.ts';
-import { CallError, Code, type Method, type StreamCall } from './http2-server.ts';
+import type { GrpcType } from '../metrics.ts';
+import { CallError, type Method, type StreamCall } from '../wire/grpc/method.ts';
+import { Status } from '../wire/grpc-status.ts';
 
 type AnyMethod = MethodDefinition<unknown, unknown>;
 type Handler = (...args: unknown[]) => void;
@@ -40,7 +41,7 @@ function adapt(method: AnyMethod, handler: Handler): Method {
             { request: method.requestDeserialize(request) },
             (error: { code?: number; details?: string } | null, value: unknown) =>
               error
-                ? reject(new CallError(error.code ?? Code.INTERNAL, error.details ?? 'failed'))
+                ? reject(new CallError(error.code ?? Status.INTERNAL, error.details ?? 'failed'))
                 : resolve(frame(method.responseSerialize(value))),
           ),
         ),
