@@ -1,7 +1,7 @@
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { Status } from '../grpc-status.ts';
-import type { H2Stream, StreamHandler } from '../http2/connection.ts';
 import type { HeaderFields } from '../http2/hpack.ts';
+import type { H2Stream, StreamHandler } from '../http2/stream.ts';
 import type { Expiring, TimeoutSweeper } from '../timeouts.ts';
 import { MessageReader } from './message-reader.ts';
 import {

@@ -1,9 +1,11 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { Status } from '../grpc-status.ts';
-import { BufferBudget, type H2Stream, Http2Connection } from '../http2/connection.ts';
+import { BufferBudget } from '../http2/buffer-budget.ts';
+import { Http2Connection } from '../http2/connection.ts';
 import { DEFAULT_LIMITS, type Http2Limits } from '../http2/limits.ts';
 import { PenaltyBox } from '../http2/penalty-box.ts';
+import type { H2Stream } from '../http2/stream.ts';
 import { TimeoutSweeper } from '../timeouts.ts';
 import { Call, DECOMPRESS, NotGrpc } from './call.ts';
 import type { EndedCall, Method, RequestHeaders } from './method.ts';

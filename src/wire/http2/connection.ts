@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { SocketBatch } from '../socket-batch.ts';
+import type { BufferBudget } from './buffer-budget.ts';
 import {
   DEFAULT_HEADER_TABLE_SIZE,
   DEFAULT_MAX_FRAME,
@@ -24,6 +25,7 @@ import {
 } from './hpack.ts';
 import { FIXED_LIMITS, type Http2Limits, RateBudget } from './limits.ts';
 import { OpenStreams } from './open-streams.ts';
+import { H2Stream, ignoreStream } from './stream.ts';
 
 /**
  * The server side of one HTTP/2 connection (RFC 9113) on a socket, reduced to
@@ -89,147 +91,6 @@ export interface ConnectionOptions {
   readonly onStream: (stream: H2Stream, headers: Record<string, string>) => void;
   /** The connection was closed for abuse (GOAWAY ENHANCE_YOUR_CALM or FLOW_CONTROL_ERROR). */
   readonly onAbuse?: () => void;
-}
-
-/** What a stream reports to the code serving it. */
-export interface StreamHandler {
-  /** A chunk of the request body. */
-  requestData(chunk: Buffer): void;
-  /** The client has sent all of its request; called once the read that ended it is handled. */
-  requestEnd(): void;
-  /**
-   * The stream ended before the server finished its reply: reset by either
-   * side or the connection was lost. The stream keeps its concurrency slot
-   * until the handler calls `release()`.
-   */
-  streamReset(): void;
-}
-
-const ignoreStream: StreamHandler = { requestData() {}, requestEnd() {}, streamReset() {} };
-
-/** One request/response exchange on a connection, as the server sees it. */
-export class H2Stream {
-  handler: StreamHandler = ignoreStream;
-  headersSent = false;
-  /** No more frames go out on it: the reply is complete or the stream was reset. */
-  closed = false;
-  remoteEnded = false;
-  /** The handler's work is over; until then a closed stream still holds its slot. */
-  released = false;
-  /** Closed but not released: it counts against the concurrency limit. */
-  lingering = false;
-  sendWindow: number;
-  /** What the peer may still send on this stream. */
-  receiveWindow: number;
-  /** Request bytes received that no handler has taken yet (they hold connection window). */
-  bufferedBytes = 0;
-  /** Bytes the handler consumed that have not been given back to the peer's stream window. */
-  unacknowledged = 0;
-  /** The request's content-length, or -1; and the DATA bytes received so far. */
-  expectedLength = -1;
-  receivedLength = 0;
-  /** Data waiting for flow-control window, and the trailers to send after it. */
-  pending: Buffer[] = [];
-  pendingTrailers: HeaderFields | undefined;
-  /** The request headers, until the stream's handler is told of it at the end of the read. */
-  requestHeaders: Record<string, string> | undefined;
-  /** Body chunks that arrived before the handler was told of the stream. */
-  earlyData: Buffer[] | undefined;
-  /** In the list of streams the end of the current read attends to. */
-  queued = false;
-  /** The handler has been told the request ended. */
-  endDelivered = false;
-  /** Its request is complete and waits for the peer to take what we owe it (see #mustPark). */
-  parked = false;
-  /** Its handler has the request and has not ended its reply. */
-  answering = false;
-
-  constructor(
-    readonly id: number,
-    readonly connection: Http2Connection,
-    sendWindow: number,
-    receiveWindow: number,
-  ) {
-    this.sendWindow = sendWindow;
-    this.receiveWindow = receiveWindow;
-  }
-
-  /**
-   * Sends the response headers; `endStream` makes it a trailers-only reply. A
-   * frozen field list is taken for a constant, whose encoding is reused.
-   */
-  respond(fields: HeaderFields, endStream: boolean): void {
-    if (this.closed) return;
-    this.headersSent = true;
-    this.connection.sendHeaders(this, fields, endStream);
-  }
-
-  /** Sends body bytes, within the flow-control windows; the rest waits for WINDOW_UPDATE. */
-  write(data: Buffer): void {
-    if (this.closed) return;
-    this.connection.sendData(this, data);
-  }
-
-  /** Sends the trailers after any data still waiting for window. */
-  end(trailers: HeaderFields): void {
-    if (this.closed) return;
-    if (this.pending.length > 0) this.pendingTrailers = trailers;
-    else this.connection.sendHeaders(this, trailers, true);
-  }
-
-  /** The handler has taken `bytes` of a streaming request: the peer may send that much more. */
-  consume(bytes: number): void {
-    this.connection.consume(this, bytes);
-  }
-
-  /** The handler's work is over: the stream no longer holds a concurrency slot. */
-  release(): void {
-    this.connection.release(this);
-  }
-}
-
-/**
- * Request bytes buffered by every connection of a server. Past the limit the
- * connection holding the most is closed: a legitimate client's requests are
- * complete as they arrive and hold nothing for long, so the one holding most
- * is the one parking bodies.
- */
-export class BufferBudget {
-  readonly #max: number;
-  readonly #holders = new Set<Http2Connection>();
-  #held = 0;
-
-  constructor(maxBytes: number) {
-    this.#max = maxBytes;
-  }
-
-  get held(): number {
-    return this.#held;
-  }
-
-  register(connection: Http2Connection): void {
-    this.#holders.add(connection);
-  }
-
-  unregister(connection: Http2Connection): void {
-    this.#holders.delete(connection);
-  }
-
-  hold(bytes: number): void {
-    this.#held += bytes;
-    while (this.#held > this.#max) {
-      let largest: Http2Connection | undefined;
-      for (const holder of this.#holders) {
-        if (!largest || holder.bufferedBytes > largest.bufferedBytes) largest = holder;
-      }
-      if (!largest || largest.bufferedBytes === 0) return;
-      largest.shed();
-    }
-  }
-
-  release(bytes: number): void {
-    this.#held -= bytes;
-  }
 }
 
 /**
