@@ -35,7 +35,7 @@ export class StandaloneLink implements RedisLink {
   readonly #events: LinkEvents;
   #socket: Socket | undefined;
   #output: SocketBatch | undefined;
-  #parser = new ReplyParser();
+  #parser = new ReplyParser((reply) => this.#reply(reply));
   /** Commands awaiting replies, oldest first from #head. */
   #pending: Array<Pending | undefined> = [];
   #head = 0;
@@ -77,7 +77,7 @@ export class StandaloneLink implements RedisLink {
       : connectTcp({ host, port });
     this.#socket = socket;
     this.#output = new SocketBatch(socket, MAX_UNSENT_BYTES);
-    this.#parser = new ReplyParser();
+    this.#parser = new ReplyParser((reply) => this.#reply(reply));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 5000);
     socket.setTimeout(connectTimeoutMs, () =>
@@ -122,27 +122,30 @@ export class StandaloneLink implements RedisLink {
 
   #receive(socket: Socket, chunk: Buffer): void {
     try {
-      this.#parser.feed(chunk, (reply) => {
-        const pending = this.#pending[this.#head];
-        if (!pending) throw new ProtocolError('a reply to no command');
-        // Cleared at once, so an answered command (and its reply) is not kept
-        // alive until the next compaction.
-        this.#pending[this.#head++] = undefined;
-        // Under steady load the queue never empties: drop the answered
-        // commands once they are the larger part of it.
-        if (this.#head === this.#pending.length) {
-          this.#pending = [];
-          this.#head = 0;
-        } else if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
-          this.#pending = this.#pending.slice(this.#head);
-          this.#head = 0;
-        }
-        if (reply instanceof ErrorReply) pending.reject(reply);
-        else pending.resolve(reply);
-      });
+      this.#parser.feed(chunk);
     } catch (error) {
       socket.destroy(error as Error);
     }
+  }
+
+  /** Hands each reply to the oldest command waiting for one. */
+  #reply(reply: Reply | ErrorReply): void {
+    const pending = this.#pending[this.#head];
+    if (!pending) throw new ProtocolError('a reply to no command');
+    // Cleared at once, so an answered command (and its reply) is not kept
+    // alive until the next compaction.
+    this.#pending[this.#head++] = undefined;
+    // Under steady load the queue never empties: drop the answered
+    // commands once they are the larger part of it.
+    if (this.#head === this.#pending.length) {
+      this.#pending = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
+      this.#pending = this.#pending.slice(this.#head);
+      this.#head = 0;
+    }
+    if (reply instanceof ErrorReply) pending.reject(reply);
+    else pending.resolve(reply);
   }
 
   #lost(error: unknown): void {
