@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { RedisConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { keySlot, sameSlotKey, sessionKey } from '../src/store/redis/keys.ts';
+import type { RedisConfig } from '../src/store/redis/redis-config.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
 import { Scripts } from '../src/store/redis/scripts.ts';
 import { createTokenGenerator } from '../src/token.ts';

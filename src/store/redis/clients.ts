@@ -1,6 +1,6 @@
 import { createCluster, createSentinel, RESP_TYPES } from '@redis/client';
-import type { RedisConfig, RedisNode } from '../../config.ts';
 import { type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
+import type { RedisConfig, RedisNode } from './redis-config.ts';
 import type { Reply } from './resp.ts';
 import { StandaloneLink } from './standalone-link.ts';
 

@@ -1,10 +1,10 @@
 import { ErrorReply } from '@redis/client';
-import type { RedisConfig } from '../../config.ts';
 import { ErrorCode, SessionError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { type Expiring, TimeoutSweeper } from '../../timeouts.ts';
 import { openLink } from './clients.ts';
 import type { RedisLink } from './link.ts';
+import type { RedisConfig } from './redis-config.ts';
 import type { Reply } from './resp.ts';
 import type { Script } from './scripts.ts';
 

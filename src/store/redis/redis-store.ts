@@ -1,4 +1,3 @@
-import type { RedisConfig } from '../../config.ts';
 import { ErrorCode, notFound, SessionError, tooLarge, versionConflict } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Session, SessionChange, SessionDraft } from '../../session.ts';
@@ -6,6 +5,7 @@ import { contentSize } from '../../session.ts';
 import type { SessionStore, StoredVersion, StoreLimits } from '../store.ts';
 import { RedisConnection, type Reply } from './connection.ts';
 import { ATTRIBUTE_PREFIX, attributeField, Field, sameSlotKey, sessionKey } from './keys.ts';
+import type { RedisConfig } from './redis-config.ts';
 import { Scripts } from './scripts.ts';
 
 const EMPTY = Buffer.alloc(0);

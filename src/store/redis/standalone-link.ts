@@ -1,9 +1,9 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { ErrorReply } from '@redis/client';
-import type { RedisConfig } from '../../config.ts';
 import { SocketBatch } from '../../socket-batch.ts';
 import { type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
+import type { RedisConfig } from './redis-config.ts';
 import { ProtocolError, type Reply, ReplyParser, writeCommand } from './resp.ts';
 
 /** Redis never lags this far behind in reading our commands unless it is stuck. */
