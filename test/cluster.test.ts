@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../src/logger.ts';
-import { keySlot, sameSlotKey, sessionKey } from '../src/store/redis/keys.ts';
+import { keySlot, redisKey, sameSlotKey } from '../src/store/redis/keys.ts';
 import type { RedisConfig } from '../src/store/redis/redis-config.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
 import { Scripts } from '../src/store/redis/scripts.ts';
@@ -88,7 +88,7 @@ describe('redis cluster: layout and scripts', () => {
       const key = uniqueKey();
       await store.put(key, draft(), Date.now());
       assert.ok(await store.get(key, Date.now(), false));
-      assert.equal(await store.delete(key), true);
+      assert.equal(await store.delete(key, Date.now()), true);
     }
     let commands = 0;
     for (const node of cluster.nodes) {
@@ -124,7 +124,7 @@ describe('redis cluster: layout and scripts', () => {
     for (const key of keys) {
       assert.equal((await store.put(key, draft(), Date.now())).version, 1);
       assert.ok(await store.touch(key, 30, Date.now()));
-      assert.ok(await store.consume(key));
+      assert.ok(await store.consume(key, Date.now()));
     }
     for (const master of cluster.masters()) {
       const loaded = master.cli('SCRIPT', 'EXISTS', Scripts.put.sha1, Scripts.consume.sha1);
@@ -137,7 +137,7 @@ describe('redis cluster: layout and scripts', () => {
     assert.ok(node);
     const generate = createTokenGenerator();
     const keys = [
-      ...Array.from({ length: 50 }, () => sessionKey(prefix, generate())),
+      ...Array.from({ length: 50 }, () => redisKey(prefix, generate())),
       'foo',
       '{user1000}.following',
       'foo{}{bar}',
@@ -160,14 +160,14 @@ describe('redis cluster: layout and scripts', () => {
       const found = await sameSlotKey(prefix, old, generate);
       searchMs.push(performance.now() - started);
       tries.push(found.tries);
-      assert.equal(keySlot(sessionKey(prefix, found.key)), keySlot(sessionKey(prefix, old)));
+      assert.equal(keySlot(redisKey(prefix, found.key)), keySlot(redisKey(prefix, old)));
     }
     const rotateMs: number[] = [];
     for (let i = 0; i < 50; i++) {
       const key = uniqueKey();
       await store.put(key, draft(), Date.now());
       const started = performance.now();
-      const rotated = await store.rotate(key, generate);
+      const rotated = await store.rotate(key, generate, Date.now());
       rotateMs.push(performance.now() - started);
       assert.ok(rotated && (await store.get(rotated.sessionKey, Date.now(), false)));
     }

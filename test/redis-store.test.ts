@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCode, SessionError } from '../src/errors.ts';
 import { createLogger } from '../src/logger.ts';
-import { sessionKey } from '../src/store/redis/keys.ts';
+import { redisKey } from '../src/store/redis/keys.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
 import { createTokenGenerator } from '../src/token.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
@@ -54,11 +54,11 @@ describe('redis store layout', () => {
   it('rotation renames the hash: the old Redis key is gone, the new one keeps the TTL', async () => {
     const key = uniqueKey();
     await store.put(key, draft({ ttlSeconds: 40 }), Date.now());
-    const oldRedisKey = sessionKey(prefix, key);
+    const oldRedisKey = redisKey(prefix, key);
     const ttlBefore = Number(redis.cli('-n', '5', 'PTTL', oldRedisKey));
-    const rotated = await store.rotate(key, createTokenGenerator());
+    const rotated = await store.rotate(key, createTokenGenerator(), Date.now());
     assert.ok(rotated);
-    const newRedisKey = sessionKey(prefix, rotated.sessionKey);
+    const newRedisKey = redisKey(prefix, rotated.sessionKey);
     assert.equal(redis.cli('-n', '5', 'EXISTS', oldRedisKey), '0');
     const ttlAfter = Number(redis.cli('-n', '5', 'PTTL', newRedisKey));
     assert.ok(ttlAfter > ttlBefore - 2000 && ttlAfter <= ttlBefore, `${ttlBefore} → ${ttlAfter}`);

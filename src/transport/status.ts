@@ -9,6 +9,8 @@ const STATUS_BY_CODE: Record<ErrorCode, status> = {
   [ErrorCode.VersionConflict]: status.ABORTED,
   [ErrorCode.StoreUnavailable]: status.UNAVAILABLE,
   [ErrorCode.StoreTimeout]: status.UNAVAILABLE,
+  [ErrorCode.Cancelled]: status.CANCELLED,
+  [ErrorCode.DeadlineExceeded]: status.DEADLINE_EXCEEDED,
   [ErrorCode.Unauthenticated]: status.UNAUTHENTICATED,
   [ErrorCode.PermissionDenied]: status.PERMISSION_DENIED,
   [ErrorCode.Internal]: status.INTERNAL,

@@ -1,11 +1,13 @@
+import type { CallScope } from '../../call-scope.ts';
 import { ErrorCode, notFound, SessionError, tooLarge, versionConflict } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Session, SessionChange, SessionDraft } from '../../session.ts';
 import { contentSize } from '../../session.ts';
 import type { SessionStore, StoredVersion, StoreLimits } from '../store.ts';
-import { RedisConnection, type Reply } from './connection.ts';
-import { ATTRIBUTE_PREFIX, attributeField, Field, sameSlotKey, sessionKey } from './keys.ts';
+import { RedisConnection } from './connection.ts';
+import { ATTRIBUTE_PREFIX, attributeField, Field, redisKey, sameSlotKey } from './keys.ts';
 import type { RedisConfig } from './redis-config.ts';
+import type { Reply } from './resp.ts';
 import { Scripts } from './scripts.ts';
 
 const EMPTY = Buffer.alloc(0);
@@ -26,13 +28,13 @@ const ROTATE_ATTEMPTS = 3;
 /**
  * Sessions as Redis hashes (layout in keys.ts). Every method is one round
  * trip: a single command, or a Lua script that checks and writes in one
- * atomic step and sets the expiry with the data.
+ * atomic step and sets the expiry with the data. Writes are fenced
+ * (connection.ts): none applies after its caller was told it failed.
  */
 export class RedisStore implements SessionStore {
   readonly #redis: RedisConnection;
   readonly #prefix: string;
   readonly #limits: StoreLimits;
-  readonly #fenceMs: number;
   readonly #cluster: boolean;
 
   constructor(config: RedisConfig, limits: StoreLimits, logger: Logger) {
@@ -40,10 +42,14 @@ export class RedisStore implements SessionStore {
     this.#prefix = config.keyPrefix;
     this.#cluster = config.topology.kind === 'cluster';
     this.#limits = limits;
-    this.#fenceMs = Math.floor((config.commandTimeoutMs * 3) / 4);
   }
 
-  async put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion> {
+  async put(
+    sessionKey: string,
+    draft: SessionDraft,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<StoredVersion> {
     const args: Array<string | Buffer> = [
       String(nowMs),
       String(draft.ttlSeconds),
@@ -53,21 +59,35 @@ export class RedisStore implements SessionStore {
       draft.fleetListResponse,
     ];
     for (const [name, value] of draft.attributes) args.push(attributeField(name), value);
-    const [version, expiresAtMs] = asArray(await this.#script(Scripts.put, [key], args));
+    const reply = await this.#redis.runScript(
+      Scripts.put,
+      [this.#redisKey(sessionKey)],
+      args,
+      scope,
+    );
+    const [version, expiresAtMs] = asArray(reply);
     return { version: Number(version), expiresAtMs: Number(expiresAtMs), createdAtMs: nowMs };
   }
 
-  async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
-    let reply: Reply;
-    if (touch) reply = await this.#touch(key, 0, nowMs, true);
-    else {
-      const redisKey = this.#key(key);
-      reply = await this.#redis.send(['HGETALL', redisKey], redisKey);
-    }
+  async get(
+    sessionKey: string,
+    nowMs: number,
+    touch: boolean,
+    scope?: CallScope,
+  ): Promise<Session | null> {
+    const key = this.#redisKey(sessionKey);
+    const reply = touch
+      ? await this.#touch(key, 0, nowMs, true, scope)
+      : await this.#redis.send(['HGETALL', key], key, scope);
     return sessionFrom(reply);
   }
 
-  async update(key: string, change: SessionChange, nowMs: number): Promise<Session> {
+  async update(
+    sessionKey: string,
+    change: SessionChange,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<Session> {
     const { maxLifetimeMs, maxBytes, maxAttributes } = this.#limits;
     const args: Array<string | Buffer> = [
       String(nowMs),
@@ -84,7 +104,8 @@ export class RedisStore implements SessionStore {
     ];
     for (const [name, value] of change.setAttributes) args.push(attributeField(name), value);
     for (const name of change.removeAttributes) args.push(attributeField(name));
-    const reply = await this.#script(Scripts.update, [key], args);
+    const key = this.#redisKey(sessionKey);
+    const reply = await this.#redis.runScript(Scripts.update, [key], args, scope);
     const [status, detail] = asArray(reply);
     switch (status) {
       case ScriptStatus.ok:
@@ -108,35 +129,48 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  async touch(key: string, ttlSeconds: number, nowMs: number): Promise<number | null> {
-    const reply = await this.#touch(key, ttlSeconds, nowMs, false);
+  async touch(
+    sessionKey: string,
+    ttlSeconds: number,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<number | null> {
+    const reply = await this.#touch(this.#redisKey(sessionKey), ttlSeconds, nowMs, false, scope);
     return reply === ScriptStatus.absent ? null : Number(reply);
   }
 
-  async consume(key: string): Promise<Session | null> {
-    return sessionFrom(await this.#script(Scripts.consume, [key], []));
+  async consume(sessionKey: string, _nowMs: number, scope?: CallScope): Promise<Session | null> {
+    const key = this.#redisKey(sessionKey);
+    return sessionFrom(await this.#redis.runScript(Scripts.consume, [key], [], scope));
   }
 
-  async delete(key: string): Promise<boolean> {
-    return (await this.#script(Scripts.delete, [key], [])) === 1;
+  async delete(sessionKey: string, _nowMs: number, scope?: CallScope): Promise<boolean> {
+    const key = this.#redisKey(sessionKey);
+    return (await this.#redis.runScript(Scripts.delete, [key], [], scope)) === 1;
   }
 
   /**
    * RENAMENX in a script. On Cluster both keys must share a slot, so the new
    * key is drawn until its Redis key lands in the old one's slot (keys.ts).
    */
-  async rotate(key: string, nextKey: () => string) {
+  async rotate(sessionKey: string, nextKey: () => string, _nowMs: number, scope?: CallScope) {
+    const key = this.#redisKey(sessionKey);
     for (let attempt = 0; attempt < ROTATE_ATTEMPTS; attempt++) {
-      const sessionKey = this.#cluster
-        ? (await sameSlotKey(this.#prefix, key, nextKey)).key
+      const nextSessionKey = this.#cluster
+        ? (await sameSlotKey(this.#prefix, sessionKey, nextKey)).key
         : nextKey();
-      if (sessionKey === key) continue;
-      const reply = await this.#script(Scripts.rotate, [key, sessionKey], []);
+      if (nextSessionKey === sessionKey) continue;
+      const reply = await this.#redis.runScript(
+        Scripts.rotate,
+        [key, this.#redisKey(nextSessionKey)],
+        [],
+        scope,
+      );
       if (reply === ScriptStatus.absent) return null;
       if (reply === ScriptStatus.keyTaken) continue;
       const [version, expiresAtMs, createdAtMs] = asArray(reply);
       return {
-        sessionKey,
+        sessionKey: nextSessionKey,
         version: Number(version),
         expiresAtMs: Number(expiresAtMs),
         createdAtMs: Number(createdAtMs),
@@ -146,42 +180,31 @@ export class RedisStore implements SessionStore {
   }
 
   async ping(): Promise<void> {
-    await this.#redis.send(['PING']);
+    await this.#redis.send(['PING'], undefined);
   }
 
   async close(): Promise<void> {
     await this.#redis.close();
   }
 
-  #touch(key: string, ttlSeconds: number, nowMs: number, returnSession: boolean) {
-    return this.#script(
-      Scripts.touch,
-      [key],
-      [
-        String(nowMs),
-        String(ttlSeconds),
-        String(this.#limits.maxLifetimeMs),
-        returnSession ? '1' : '0',
-      ],
-    );
+  #touch(
+    key: string,
+    ttlSeconds: number,
+    nowMs: number,
+    returnSession: boolean,
+    scope: CallScope | undefined,
+  ): Promise<Reply> {
+    const args = [
+      String(nowMs),
+      String(ttlSeconds),
+      String(this.#limits.maxLifetimeMs),
+      returnSession ? '1' : '0',
+    ];
+    return this.#redis.runScript(Scripts.touch, [key], args, scope);
   }
 
-  /** Runs a write script, fenced a quarter of the command timeout before the caller gives up. */
-  #script(
-    script: (typeof Scripts)[keyof typeof Scripts],
-    keys: readonly string[],
-    args: ReadonlyArray<string | Buffer>,
-  ) {
-    // EVALSHA sha numkeys key... fence arg..., built in one array: this runs on every write.
-    const command: Array<string | Buffer> = ['EVALSHA', script.sha1, String(keys.length)];
-    for (const key of keys) command.push(this.#key(key));
-    command.push(String(Date.now() + this.#fenceMs));
-    for (const arg of args) command.push(arg);
-    return this.#redis.runScript(script, command);
-  }
-
-  #key(key: string): string {
-    return sessionKey(this.#prefix, key);
+  #redisKey(sessionKey: string): string {
+    return redisKey(this.#prefix, sessionKey);
   }
 }
 

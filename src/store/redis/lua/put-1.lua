@@ -18,7 +18,7 @@
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
-local expires_at = math.min(now + ttl * 1000, now + tonumber(ARGV[3]))
+local expires_at = expiry(now, ttl, now, tonumber(ARGV[3]))
 local version = tonumber(redis.call('HGET', key, 'version') or '0') + 1
 
 redis.call('DEL', key)

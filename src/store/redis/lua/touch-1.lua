@@ -22,7 +22,7 @@ local ttl = tonumber(ARGV[2])
 if ttl == 0 then
   ttl = tonumber(meta[2])
 end
-local expires_at = math.min(now + ttl * 1000, tonumber(meta[1]) + tonumber(ARGV[3]))
+local expires_at = expiry(now, ttl, tonumber(meta[1]), tonumber(ARGV[3]))
 if expires_at <= now then
   redis.call('DEL', key)
   return -1
