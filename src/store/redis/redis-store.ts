@@ -25,23 +25,35 @@ const ScriptStatus = {
 /** RotateSessionKey draws another key when the new one is taken (never seen with 256-bit keys). */
 const ROTATE_ATTEMPTS = 3;
 
+/** A hash that lacks a fixed field or whose content does not add up to its size field. */
+const TORN = Symbol('torn');
+/** A whole hash past its expiry (Redis has not removed it yet, or it has no TTL). */
+const EXPIRED = Symbol('expired');
+
 /**
  * Sessions as Redis hashes (layout in keys.ts). Every method is one round
  * trip: a single command, or a Lua script that checks and writes in one
  * atomic step and sets the expiry with the data. Writes are fenced
  * (connection.ts): none applies after its caller was told it failed.
+ *
+ * A hash that lacks a fixed field, or whose content does not add up to its
+ * size field, is torn (a Redis whose AOF loader applied part of a write can
+ * leave one; docs/guarantees.md). No method returns one: each treats it as
+ * absent and deletes it in the same call.
  */
 export class RedisStore implements SessionStore {
   readonly #redis: RedisConnection;
   readonly #prefix: string;
   readonly #limits: StoreLimits;
   readonly #cluster: boolean;
+  readonly #logger: Logger;
 
   constructor(config: RedisConfig, limits: StoreLimits, logger: Logger) {
     this.#redis = new RedisConnection(config, logger);
     this.#prefix = config.keyPrefix;
     this.#cluster = config.topology.kind === 'cluster';
     this.#limits = limits;
+    this.#logger = logger;
   }
 
   async put(
@@ -79,7 +91,7 @@ export class RedisStore implements SessionStore {
     const reply = touch
       ? await this.#touch(key, 0, nowMs, true, scope)
       : await this.#redis.send(['HGETALL', key], key, scope);
-    return sessionFrom(reply);
+    return this.#readable(reply, key, nowMs, scope);
   }
 
   async update(
@@ -109,7 +121,7 @@ export class RedisStore implements SessionStore {
     const [status, detail] = asArray(reply);
     switch (status) {
       case ScriptStatus.ok:
-        return sessionFrom(detail ?? null) ?? internal('update returned no session');
+        return (await this.#readable(detail ?? null, key, nowMs, scope)) ?? throwNotFound();
       case ScriptStatus.absent:
         throw notFound();
       case ScriptStatus.versionConflict:
@@ -139,9 +151,14 @@ export class RedisStore implements SessionStore {
     return reply === ScriptStatus.absent ? null : Number(reply);
   }
 
-  async consume(sessionKey: string, _nowMs: number, scope?: CallScope): Promise<Session | null> {
+  async consume(sessionKey: string, nowMs: number, scope?: CallScope): Promise<Session | null> {
     const key = this.#redisKey(sessionKey);
-    return sessionFrom(await this.#redis.runScript(Scripts.consume, [key], [], scope));
+    // The script deleted the hash whatever it held: a torn one needs no repair.
+    const session = sessionFrom(
+      await this.#redis.runScript(Scripts.consume, [key], [], scope),
+      nowMs,
+    );
+    return session === TORN || session === EXPIRED ? null : session;
   }
 
   async delete(sessionKey: string, _nowMs: number, scope?: CallScope): Promise<boolean> {
@@ -203,6 +220,27 @@ export class RedisStore implements SessionStore {
     return this.#redis.runScript(Scripts.touch, [key], args, scope);
   }
 
+  /**
+   * The session in an HGETALL-shaped reply, or null. A torn or expired hash
+   * is null, and is deleted first (by a script that checks it again, in
+   * case a whole session replaced it since it was read).
+   */
+  async #readable(
+    reply: Reply,
+    key: string,
+    nowMs: number,
+    scope: CallScope | undefined,
+  ): Promise<Session | null> {
+    const session = sessionFrom(reply, nowMs);
+    if (session !== TORN && session !== EXPIRED) return session;
+    const deleted = await this.#redis.runScript(Scripts.repair, [key], [String(nowMs)], scope);
+    if (deleted === 1 && session === TORN)
+      this.#logger.warn(
+        'redis held a torn session (a hash missing fields or content); deleted it. See docs/guarantees.md on AOF loading',
+      );
+    return null;
+  }
+
   #redisKey(sessionKey: string): string {
     return redisKey(this.#prefix, sessionKey);
   }
@@ -212,31 +250,81 @@ function internal(problem: string): never {
   throw new SessionError(ErrorCode.Internal, `store: ${problem}`);
 }
 
+function throwNotFound(): never {
+  throw notFound();
+}
+
 function asArray(reply: Reply): Reply[] {
   return Array.isArray(reply) ? reply : internal('unexpected reply shape');
 }
 
-/** Turns an HGETALL reply (field, value, field, value ...) into a Session; empty means absent. */
-function sessionFrom(reply: Reply): Session | null {
+/**
+ * Reads an HGETALL reply (field, value, field, value ...) as a Session: null
+ * when empty (absent), TORN or EXPIRED when the hash must be read as absent.
+ */
+function sessionFrom(reply: Reply, nowMs: number): Session | null | typeof TORN | typeof EXPIRED {
   if (!Array.isArray(reply) || reply.length === 0) return null;
   const attributes = new Map<string, Buffer>();
-  const meta = new Map<string, Buffer>();
+  let fleetListRequest: Buffer | undefined;
+  let fleetListResponse: Buffer | undefined;
+  let createdAtMs = Number.NaN;
+  let expiresAtMs = Number.NaN;
+  let version = Number.NaN;
+  let ttlSeconds = Number.NaN;
+  let size = Number.NaN;
+  let attributeBytes = 0;
   for (let i = 0; i + 1 < reply.length; i += 2) {
-    const field = String(reply[i]);
+    const name = reply[i];
     const value = reply[i + 1];
-    if (!Buffer.isBuffer(value)) return internal('unexpected hash value');
-    if (field.startsWith(ATTRIBUTE_PREFIX))
+    if (!Buffer.isBuffer(name) || !Buffer.isBuffer(value)) return internal('unexpected hash value');
+    const field = name.toString();
+    if (field.startsWith(ATTRIBUTE_PREFIX)) {
       attributes.set(field.slice(ATTRIBUTE_PREFIX.length), value);
-    else meta.set(field, value);
+      attributeBytes += name.length - ATTRIBUTE_PREFIX.length + value.length;
+      continue;
+    }
+    switch (field) {
+      case Field.fleetListRequest:
+        fleetListRequest = value;
+        break;
+      case Field.fleetListResponse:
+        fleetListResponse = value;
+        break;
+      case Field.createdAt:
+        createdAtMs = decimal(value);
+        break;
+      case Field.expiresAt:
+        expiresAtMs = decimal(value);
+        break;
+      case Field.version:
+        version = decimal(value);
+        break;
+      case Field.ttl:
+        ttlSeconds = decimal(value);
+        break;
+      case Field.size:
+        size = decimal(value);
+        break;
+    }
   }
-  const number = (field: string) => Number(meta.get(field)?.toString() ?? Number.NaN);
+  if (
+    fleetListRequest === undefined ||
+    fleetListResponse === undefined ||
+    !(createdAtMs >= 0 && ttlSeconds >= 0 && version >= 0 && expiresAtMs >= 0) ||
+    size !== attributeBytes + fleetListRequest.length + fleetListResponse.length
+  )
+    return TORN;
+  if (expiresAtMs <= nowMs) return EXPIRED;
   return {
-    fleetListRequest: meta.get(Field.fleetListRequest) ?? EMPTY,
-    fleetListResponse: meta.get(Field.fleetListResponse) ?? EMPTY,
+    fleetListRequest,
+    fleetListResponse,
     attributes,
-    ttlSeconds: number(Field.ttl),
-    createdAtMs: number(Field.createdAt),
-    expiresAtMs: number(Field.expiresAt),
-    version: number(Field.version),
+    ttlSeconds,
+    createdAtMs,
+    expiresAtMs,
+    version,
   };
 }
+
+const decimal = (bytes: Buffer) =>
+  bytes.length === 0 ? Number.NaN : Number(bytes.toString('latin1'));

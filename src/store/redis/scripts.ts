@@ -12,7 +12,7 @@ const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.
 
 /** Every script here writes, so every one starts with the fence (lua/fence.lua). */
 const FENCE = read('fence');
-/** The expiry rule (lua/session.lua). */
+/** The expiry rule and the check for torn sessions (lua/session.lua). */
 const SESSION = read('session');
 
 function load(name: string, includes: readonly string[] = []): Script {
@@ -25,6 +25,7 @@ export const Scripts = {
   touch: load('touch-1', [SESSION]),
   update: load('update-1', [SESSION]),
   consume: load('consume-1'),
-  delete: load('delete-1'),
-  rotate: load('rotate-2'),
+  delete: load('delete-1', [SESSION]),
+  rotate: load('rotate-2', [SESSION]),
+  repair: load('repair-1', [SESSION]),
 } as const;

@@ -10,10 +10,11 @@
            quarter.
 
   The fence is removed from ARGV, so each script's own ARGV numbering starts
-  at 1.
+  at 1. redis_now is Redis's clock, Unix ms, for the includes that follow.
 ]]
 local clock = redis.call('TIME')
-if tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) > tonumber(ARGV[1]) then
+local redis_now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if redis_now > tonumber(ARGV[1]) then
   return redis.error_reply('FENCED the caller stopped waiting before Redis ran this write')
 end
 table.remove(ARGV, 1)
