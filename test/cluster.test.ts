@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../src/logger.ts';
 import { keySlot, redisKey, sameSlotKey } from '../src/store/redis/keys.ts';
-import type { RedisConfig } from '../src/store/redis/redis-config.ts';
-import { RedisStore } from '../src/store/redis/redis-store.ts';
+import type { RedisStore } from '../src/store/redis/redis-store.ts';
 import { Scripts } from '../src/store/redis/scripts.ts';
 import { createTokenGenerator } from '../src/token.ts';
-import { ACL_PASSWORD, ACL_USER, aclDenials, createAclUser } from './support/acl.ts';
+import { aclDenials } from './support/acl.ts';
 import { assertFailedOverCleanly, exerciseEveryRpc, measureFailover } from './support/failover.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { waitFor } from './support/ports.ts';
 import { startServer, type TestServer } from './support/server.ts';
-import { draft, LIMITS, storeContract, uniqueKey } from './support/store-contract.ts';
+import { draft, storeContract, uniqueKey } from './support/store-contract.ts';
 import { assertAgreesWithModel } from './support/store-model.ts';
-import { startCluster, type TestCluster } from './support/topology.ts';
+import { openTopologyStores, startCluster, type TestCluster } from './support/topology.ts';
 
 /**
  * Everything on one real Redis Cluster (3 masters, 3 replicas), started once
@@ -25,46 +23,16 @@ let cluster: TestCluster;
 let store: RedisStore;
 /** The same cluster as the least-privilege ACL user (README, Redis least privilege). */
 let aclStore: RedisStore;
+let closeStores: (() => Promise<void>) | undefined;
 const prefix = `cluster-${process.pid}:`;
-
-const clusterConfig = (keyPrefix: string): RedisConfig => ({
-  topology: {
-    kind: 'cluster',
-    nodes: cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
-  },
-  host: '',
-  port: 6379,
-  database: 0,
-  username: undefined,
-  password: undefined,
-  tls: false,
-  keyPrefix,
-  commandTimeoutMs: 1000,
-  connectTimeoutMs: 1000,
-});
-
-const answers = (s: RedisStore) =>
-  s.ping().then(
-    () => true,
-    () => false,
-  );
 
 before(async () => {
   cluster = await startCluster(3, 1);
-  store = new RedisStore(clusterConfig(prefix), LIMITS, createLogger('silent'));
-  await waitFor('the cluster store to answer', () => answers(store));
-  for (const node of cluster.nodes) createAclUser(node.cli, prefix, true);
-  aclStore = new RedisStore(
-    { ...clusterConfig(prefix), username: ACL_USER, password: ACL_PASSWORD },
-    LIMITS,
-    createLogger('silent'),
-  );
-  await waitFor('the ACL cluster store to answer', () => answers(aclStore));
+  ({ store, aclStore, close: closeStores } = await openTopologyStores(cluster, prefix));
 });
 
 after(async () => {
-  await aclStore?.close();
-  await store?.close();
+  await closeStores?.();
   await cluster?.dispose();
 });
 
