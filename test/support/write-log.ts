@@ -20,6 +20,8 @@ export interface ScriptRun {
   readonly argv: readonly string[];
   /** True when the script wrote (HSET, DEL, HDEL, PEXPIRE, RENAMENX, PEXPIREAT). */
   readonly wrote: boolean;
+  /** True when its fence refused it: it read Redis's clock and stopped. */
+  readonly fenced: boolean;
 }
 
 const WRITES = new Set(['HSET', 'DEL', 'HDEL', 'PEXPIRE', 'PEXPIREAT', 'RENAMENX']);
@@ -212,6 +214,7 @@ export class WriteLog {
       key: command.args[3] ?? '',
       argv: command.args.slice(3 + numkeys),
       wrote: lua.some((l) => WRITES.has(l.args[0]?.toUpperCase() ?? '')),
+      fenced: lua.length === 1 && lua[0]?.args[0]?.toUpperCase() === 'TIME',
     });
   }
 }
