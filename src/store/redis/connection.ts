@@ -16,12 +16,16 @@ const TRANSIENT_REPLY =
   /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|FENCED)\b/;
 
 /**
- * The share of a write's time budget after which Redis refuses to run it:
- * the budget is the command timeout, or what is left of the caller's
- * deadline when that is shorter. The remaining quarter is the margin within
- * which the service's and Redis's clocks must agree (docs/guarantees.md).
+ * When Redis stops accepting a write, measured from its send: the earlier of
+ * TIMEOUT_SHARE of the command timeout (the service reports a timeout at the
+ * whole of it) and DEADLINE_SHARE of the time left before the caller's
+ * deadline. The rest is the margin within which the service's and Redis's
+ * clocks must agree and a request must reach the service after its caller
+ * sent it: the service reads the deadline from a relative timeout, so its
+ * view of the deadline is late by that delay (docs/guarantees.md).
  */
-const FENCE_SHARE = 3 / 4;
+const TIMEOUT_SHARE = 3 / 4;
+const DEADLINE_SHARE = 1 / 2;
 
 /** The fence of a command that is not a write: a failure is reported at once. */
 const UNFENCED = Number.NEGATIVE_INFINITY;
@@ -86,10 +90,9 @@ export class RedisConnection {
   /**
    * Runs a write script on `keys` (Redis keys, one Cluster slot) with `args`.
    * One clock reading gives the command's deadline and its fence, the first
-   * argument every script takes (lua/fence.lua): FENCE_SHARE of the command
-   * timeout, or of the time left before the caller's deadline when that is
-   * shorter. The script goes by its SHA1 (EVALSHA), and by its source (EVAL)
-   * only when Redis lacks it, with the same fence and deadline.
+   * argument every script takes (lua/fence.lua; TIMEOUT_SHARE and
+   * DEADLINE_SHARE above). The script goes by its SHA1 (EVALSHA), and by its
+   * source (EVAL) only when Redis lacks it, with the same fence and deadline.
    */
   runScript(
     script: Script,
@@ -100,8 +103,14 @@ export class RedisConnection {
     const nowMs = Date.now();
     const refused = refusal(scope, nowMs);
     if (refused) return Promise.reject(refused);
-    const budgetMs = Math.min(this.#config.commandTimeoutMs, scope.deadlineMs - nowMs);
-    const fenceAtMs = nowMs + Math.floor(budgetMs * FENCE_SHARE);
+    const fenceAtMs =
+      nowMs +
+      Math.floor(
+        Math.min(
+          this.#config.commandTimeoutMs * TIMEOUT_SHARE,
+          (scope.deadlineMs - nowMs) * DEADLINE_SHARE,
+        ),
+      );
     if (fenceAtMs <= nowMs) return Promise.reject(deadlineTooClose());
     const command: Array<string | Buffer> = ['EVALSHA', script.sha1, String(keys.length)];
     for (const key of keys) command.push(key);

@@ -28,8 +28,8 @@ export interface CommandOutcome {
   answered(reply: Reply | ErrorReply): void;
   /**
    * The link failed before Redis answered. `sent` is false only when the link
-   * knows the command never left this process (the link was not ready, or
-   * its bytes were never handed to a socket).
+   * knows the command never left this process: it was refused before being
+   * queued (the link was not ready, or its socket already closed).
    */
   failed(error: unknown, sent: boolean): void;
 }

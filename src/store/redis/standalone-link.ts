@@ -20,9 +20,10 @@ class LinkDownError extends Error {}
  * backoff. While it is not ready, commands fail at once; RedisConnection adds
  * the per-command timeout and replaces a link that stops answering.
  *
- * When the connection is lost it knows which commands were handed to the
- * socket and which were still waiting for the end of the turn: only the
- * latter are reported as never sent.
+ * A command refused because the link is not ready, or queued after its
+ * socket was destroyed (SocketBatch never writes to one), is reported as
+ * never sent; every command queued while the socket was open may have
+ * reached Redis, and is reported as sent when the connection is lost.
  *
  * node-redis remains the client for Sentinel and Cluster, where discovery,
  * slot maps and redirections are its job; for one standalone node it spent
@@ -37,12 +38,6 @@ export class StandaloneLink implements RedisLink {
   /** Commands awaiting replies, oldest first from #head. */
   #pending: Array<CommandOutcome | undefined> = [];
   #head = 0;
-  /** Replies received on this connection: the oldest pending command is number #answered. */
-  #answered = 0;
-  /** Commands written on this connection; those numbered below #handedOver reached the socket. */
-  #written = 0;
-  #handedOver = 0;
-  #flushScheduled = false;
   #ready = false;
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
@@ -59,7 +54,8 @@ export class StandaloneLink implements RedisLink {
     _key: string | undefined,
     outcome: CommandOutcome,
   ): void {
-    if (this.#ready) this.#command(args, outcome);
+    // A destroyed socket is never written to: what is queued on it never leaves.
+    if (this.#ready && !this.#socket?.destroyed) this.#command(args, outcome);
     else outcome.failed(new LinkDownError('the Redis connection is not ready'), false);
   }
 
@@ -70,23 +66,9 @@ export class StandaloneLink implements RedisLink {
   }
 
   #command(args: ReadonlyArray<string | Buffer>, outcome: CommandOutcome): void {
-    // Scheduled before the batch schedules its own flush, so this one runs first.
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(this.#flushTurn);
-    }
     writeCommand(this.#output as SocketBatch, args);
     this.#pending.push(outcome);
-    this.#written++;
   }
-
-  /** Writes the turn's commands and notes that they reached the socket, unless it was gone. */
-  readonly #flushTurn = (): void => {
-    this.#flushScheduled = false;
-    if (this.#socket === undefined || this.#socket.destroyed) return;
-    this.#handedOver = this.#written;
-    this.#output?.flush();
-  };
 
   #connect(): void {
     const { host, port, tls, connectTimeoutMs } = this.#config;
@@ -159,7 +141,6 @@ export class StandaloneLink implements RedisLink {
     // Cleared at once, so an answered command (and its reply) is not kept
     // alive until the next compaction.
     this.#pending[this.#head++] = undefined;
-    this.#answered++;
     // Under steady load the queue never empties: drop the answered
     // commands once they are the larger part of it.
     if (this.#head === this.#pending.length) {
@@ -176,14 +157,10 @@ export class StandaloneLink implements RedisLink {
     this.#ready = false;
     const pending = this.#pending;
     const head = this.#head;
-    const firstUnsent = this.#handedOver - this.#answered + head;
     this.#pending = [];
     this.#head = 0;
-    this.#answered = 0;
-    this.#written = 0;
-    this.#handedOver = 0;
     const lost = new LinkDownError('the Redis connection was lost', { cause: error });
-    for (let i = head; i < pending.length; i++) pending[i]?.failed(lost, i < firstUnsent);
+    for (let i = head; i < pending.length; i++) pending[i]?.failed(lost, true);
     if (this.#destroyed) return;
     const { host, port } = this.#config;
     this.#events.down(error, { host, port });

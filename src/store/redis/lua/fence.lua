@@ -2,12 +2,12 @@
   Prepended to every script that writes (see scripts.ts), before its own header.
 
   ARGV[1]  the fence: the latest Redis time, Unix ms, at which the write may
-           still apply. The service reports a call as failed once its command
-           timeout passes, and the fence lies a quarter of that timeout
-           earlier, so a command that reaches Redis late (Redis paused, a slow
-           network) never applies after its caller was told it failed. This
-           holds while the service's and Redis's clocks agree within that
-           quarter.
+           still apply. It closes before the service reports the call failed
+           (its command timeout) and before the caller's deadline, with a
+           margin (src/store/redis/connection.ts), so a command that reaches
+           Redis late (Redis paused, a slow network) never applies after its
+           caller was told it failed. This holds while the service's and
+           Redis's clocks agree within that margin (docs/guarantees.md).
 
   The fence is removed from ARGV, so each script's own ARGV numbering starts
   at 1. redis_now is Redis's clock, Unix ms, for the includes that follow.
