@@ -193,6 +193,17 @@ class Pipe {
 }
 
 /**
+ * Resets a connection (RST), or closes it when it cannot be reset: libuv
+ * forbids a reset after a shutdown (end()), and Node then never finishes
+ * closing the socket, which hangs the process at exit.
+ */
+function reset(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded || socket.connecting) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
+/**
  * A TCP proxy in front of Redis that injects network faults: added latency,
  * small segments, resets in the middle of a reply, random drops, and stalls
  * of either direction (a half-open blackhole is both). Stalled bytes are
@@ -278,8 +289,8 @@ export class FaultProxy {
     const kill = () => {
       toRedis.drop();
       toClient.drop();
-      if (!client.destroyed) client.resetAndDestroy();
-      if (!upstream.destroyed) upstream.resetAndDestroy();
+      reset(client);
+      reset(upstream);
     };
     this.#killers.add(kill);
     this.#pipes.add(toRedis);

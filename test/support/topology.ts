@@ -8,6 +8,7 @@ import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { ACL_PASSWORD, ACL_USER, createAclUser } from './acl.ts';
 import { freePort, waitFor } from './ports.ts';
 import { answersPing, startRedis, type TestRedis } from './redis.ts';
+import { redisConfig } from './redis-config.ts';
 import { LIMITS } from './store-contract.ts';
 
 /**
@@ -239,7 +240,7 @@ export async function startSentinelGroup(masterName = 'sessions'): Promise<TestS
   }
 }
 
-/** The store settings for a topology: standalone fields unused, database 0 on Cluster. */
+/** The store settings for a topology: host and port unused, database 0 on Cluster. */
 export function topologyConfig(
   topology: TestCluster | TestSentinelGroup,
   keyPrefix: string,
@@ -248,6 +249,7 @@ export function topologyConfig(
     list.split(',').map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) }));
   const cluster = 'seeds' in topology;
   return {
+    ...redisConfig(6379, keyPrefix),
     topology: cluster
       ? { kind: 'cluster', nodes: nodes(topology.seeds) }
       : {
@@ -258,14 +260,7 @@ export function topologyConfig(
           sentinelPassword: undefined,
         },
     host: '',
-    port: 6379,
     database: cluster ? 0 : 5,
-    username: undefined,
-    password: undefined,
-    tls: false,
-    keyPrefix,
-    commandTimeoutMs: 1000,
-    connectTimeoutMs: 1000,
   };
 }
 
