@@ -1,6 +1,5 @@
 import { createCluster } from '@redis/client';
-import type { CommandOutcome, LinkEvents, RedisLink } from './link.ts';
-import { reconnectDelay } from './link.ts';
+import { type CommandOutcome, type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
 import { address, COMMON_OPTIONS, nodeOptions, report } from './node-redis.ts';
 import type { RedisConfig, RedisNode } from './redis-config.ts';
 import type { Reply } from './resp.ts';

@@ -1,6 +1,5 @@
 import { ClientClosedError, ClientOfflineError, ErrorReply, RESP_TYPES } from '@redis/client';
-import type { CommandOutcome } from './link.ts';
-import { reconnectDelay } from './link.ts';
+import { type CommandOutcome, reconnectDelay } from './link.ts';
 import type { RedisConfig, RedisNode } from './redis-config.ts';
 import type { Reply } from './resp.ts';
 
