@@ -351,7 +351,7 @@ async function storeOnly(redisPort: number, redisPid: number, op: Op, concurrenc
         } else {
           await timed(() => store.put(key, draft, now));
           if (op === 'mixed') await timed(() => store.get(key, Date.now(), false));
-          if (op === 'consume') await timed(() => store.consume(key));
+          if (op === 'consume') await timed(() => store.consume(key, Date.now()));
         }
       }
     };

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
-import { digestToken, PERMISSIONS, type Permission, type TokenGrant } from './auth.ts';
+import type { TokenGrant } from './auth.ts';
+import { parseTokenGrants } from './auth-tokens.ts';
+import type { RedisConfig, RedisNode, RedisTopology } from './store/redis/redis-config.ts';
 import type { Http2Limits } from './wire/http2/limits.ts';
 
 /** Everything the service reads from its environment, parsed once at start. */
@@ -53,45 +55,13 @@ export interface SessionLimits {
   readonly maxAttributes: number;
 }
 
-export interface RedisConfig {
-  /** Which kind of Redis deployment; `host` and `port` apply to standalone only. */
-  readonly topology: RedisTopology;
-  readonly host: string;
-  readonly port: number;
-  /** Always 0 on Cluster, which has no other database. */
-  readonly database: number;
-  readonly username: string | undefined;
-  readonly password: string | undefined;
-  readonly tls: boolean;
-  readonly keyPrefix: string;
-  readonly commandTimeoutMs: number;
-  readonly connectTimeoutMs: number;
-}
-
-export interface RedisNode {
-  readonly host: string;
-  readonly port: number;
-}
-
-/**
- * Standalone: one Redis at REDIS_HOST. Sentinel: the master the sentinels name
- * REDIS_SENTINEL_MASTER, followed across failovers. Cluster: the slot map
- * discovered from the REDIS_CLUSTER_NODES seeds.
- */
-export type RedisTopology =
-  | { readonly kind: 'standalone' }
-  | {
-      readonly kind: 'sentinel';
-      readonly sentinels: readonly RedisNode[];
-      readonly masterName: string;
-      readonly sentinelUsername: string | undefined;
-      readonly sentinelPassword: string | undefined;
-    }
-  | { readonly kind: 'cluster'; readonly nodes: readonly RedisNode[] };
-
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
+
+/** The error that stops the start: one line per problem, each naming its variable. */
+const invalid = (...problems: string[]) =>
+  new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -194,101 +164,50 @@ const ENV = z.object({
 /** Variables whose values never appear in an error message. */
 const SECRET = new Set(['AUTH_TOKENS', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']);
 
-/** RFC 6750 b64token: what may follow "Bearer ". */
-const TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
-const MIN_TOKEN_LENGTH = 16;
-
-/**
- * `token:permission` entries, from AUTH_TOKENS (comma-separated) or
- * AUTH_TOKENS_FILE (one a line; blank lines and `#` comments skipped).
- * Messages name the entry by its position, never by its token.
- */
-function parseTokens(variable: string, entries: readonly string[]): TokenGrant[] {
-  const problems: string[] = [];
-  const grants: TokenGrant[] = [];
-  const seen = new Set<string>();
-  entries.forEach((entry, index) => {
-    const where = `${variable}: entry ${index + 1}`;
-    const colon = entry.lastIndexOf(':');
-    const token = entry.slice(0, colon);
-    const permission = entry.slice(colon + 1);
-    if (colon < 0 || !PERMISSIONS.includes(permission as Permission)) {
-      problems.push(
-        `${where}: expected token:permission with permission ${PERMISSIONS.join(' or ')}`,
-      );
-      return;
-    }
-    if (!TOKEN.test(token)) {
-      problems.push(`${where}: a token is made of A-Z a-z 0-9 - . _ ~ + / (then = padding)`);
-      return;
-    }
-    if (token.length < MIN_TOKEN_LENGTH) {
-      problems.push(
-        `${where}: the token has ${token.length} characters; use at least ${MIN_TOKEN_LENGTH} (e.g. openssl rand -hex 32)`,
-      );
-      return;
-    }
-    const digest = digestToken(token);
-    const id = digest.toString('hex');
-    if (seen.has(id)) {
-      problems.push(`${where}: the same token is listed twice`);
-      return;
-    }
-    seen.add(id);
-    grants.push(Object.freeze({ digest, permission: permission as Permission }));
-  });
-  if (problems.length > 0)
-    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
-  if (grants.length === 0)
-    throw new ConfigError(`invalid configuration:\n  ${variable}: lists no token`);
-  return grants;
-}
-
 function readSetting(variable: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new ConfigError(
-      `invalid configuration:\n  ${variable}=${JSON.stringify(path)}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    throw invalid(
+      `${variable}=${JSON.stringify(path)}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
     );
   }
 }
 
 function authConfig(e: z.infer<typeof ENV>): AuthConfig | undefined {
   if (e.AUTH_TOKENS !== undefined && e.AUTH_TOKENS_FILE !== undefined)
-    throw new ConfigError(
-      'invalid configuration:\n  AUTH_TOKENS and AUTH_TOKENS_FILE are both set: use one',
-    );
+    throw invalid('AUTH_TOKENS and AUTH_TOKENS_FILE are both set: use one');
+  let parsed: ReturnType<typeof parseTokenGrants> | undefined;
   if (e.AUTH_TOKENS !== undefined)
-    return {
-      tokens: parseTokens(
-        'AUTH_TOKENS',
-        e.AUTH_TOKENS.split(',').map((t) => t.trim()),
-      ),
-    };
-  if (e.AUTH_TOKENS_FILE !== undefined) {
+    parsed = parseTokenGrants(
+      'AUTH_TOKENS',
+      e.AUTH_TOKENS.split(',').map((t) => t.trim()),
+    );
+  else if (e.AUTH_TOKENS_FILE !== undefined) {
     const lines = readSetting('AUTH_TOKENS_FILE', e.AUTH_TOKENS_FILE)
       .toString('utf8')
       .split(/\r?\n/)
       .map((line) => line.trim())
       .filter((line) => line !== '' && !line.startsWith('#'));
-    return { tokens: parseTokens('AUTH_TOKENS_FILE', lines) };
+    parsed = parseTokenGrants('AUTH_TOKENS_FILE', lines);
   }
-  return undefined;
+  if (parsed === undefined) return undefined;
+  if (parsed.problems.length > 0) throw invalid(...parsed.problems);
+  return { tokens: parsed.grants };
 }
 
 function tlsConfig(e: z.infer<typeof ENV>): TlsConfig | undefined {
   const { TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile, TLS_CLIENT_CA_FILE: caFile } = e;
   if (certFile === undefined && keyFile === undefined) {
     if (caFile !== undefined)
-      throw new ConfigError(
-        'invalid configuration:\n  TLS_CLIENT_CA_FILE is set without TLS_CERT_FILE and TLS_KEY_FILE: mutual TLS needs the server certificate too',
+      throw invalid(
+        'TLS_CLIENT_CA_FILE is set without TLS_CERT_FILE and TLS_KEY_FILE: mutual TLS needs the server certificate too',
       );
     return undefined;
   }
   if (certFile === undefined || keyFile === undefined)
-    throw new ConfigError(
-      `invalid configuration:\n  ${certFile === undefined ? 'TLS_KEY_FILE is set without TLS_CERT_FILE' : 'TLS_CERT_FILE is set without TLS_KEY_FILE'}: set both`,
+    throw invalid(
+      `${certFile === undefined ? 'TLS_KEY_FILE is set without TLS_CERT_FILE' : 'TLS_CERT_FILE is set without TLS_KEY_FILE'}: set both`,
     );
   const cert = readSetting('TLS_CERT_FILE', certFile);
   const key = readSetting('TLS_KEY_FILE', keyFile);
@@ -296,8 +215,8 @@ function tlsConfig(e: z.infer<typeof ENV>): TlsConfig | undefined {
   try {
     createSecureContext({ cert, key, ...(clientCa && { ca: clientCa }) });
   } catch (error) {
-    throw new ConfigError(
-      `invalid configuration:\n  TLS_CERT_FILE, TLS_KEY_FILE${caFile === undefined ? '' : ', TLS_CLIENT_CA_FILE'}: not a usable PEM certificate, key${caFile === undefined ? '' : ' and CA'} (${(error as Error).message})`,
+    throw invalid(
+      `TLS_CERT_FILE, TLS_KEY_FILE${caFile === undefined ? '' : ', TLS_CLIENT_CA_FILE'}: not a usable PEM certificate, key${caFile === undefined ? '' : ' and CA'} (${(error as Error).message})`,
     );
   }
   return Object.freeze({ cert, key, clientCa });
@@ -347,8 +266,7 @@ function redisTopology(e: z.infer<typeof ENV>, present: Env): RedisTopology | un
     problems.push(
       `REDIS_DATABASE=${JSON.stringify(present.REDIS_DATABASE)}: Redis Cluster has only database 0; unset REDIS_DATABASE or set it to 0`,
     );
-  if (problems.length > 0)
-    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0) throw invalid(...problems);
 
   if (e.REDIS_SENTINELS && e.REDIS_SENTINEL_MASTER)
     return Object.freeze({
@@ -377,7 +295,7 @@ export function loadConfig(env: Env = process.env): Config {
       const value = SECRET.has(name) ? '<redacted>' : JSON.stringify(env[name]);
       return `${name}=${value}: ${issue.message}`;
     });
-    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+    throw invalid(...lines);
   }
   const e = parsed.data;
   const session: SessionLimits = {
@@ -388,8 +306,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxAttributes: e.SESSION_MAX_ATTRIBUTES,
   };
   if (session.defaultTtlSeconds > session.maxTtlSeconds) {
-    throw new ConfigError(
-      `invalid configuration:\n  SESSION_TTL=${JSON.stringify(env.SESSION_TTL)}: must not exceed SESSION_MAX_TTL (${session.maxTtlSeconds}s)`,
+    throw invalid(
+      `SESSION_TTL=${JSON.stringify(env.SESSION_TTL)}: must not exceed SESSION_MAX_TTL (${session.maxTtlSeconds}s)`,
     );
   }
   const topology = redisTopology(e, present);
@@ -409,8 +327,8 @@ export function loadConfig(env: Env = process.env): Config {
     : undefined;
   // The in-memory store lives in one process, so it cannot be shared by workers.
   if (!redis && typeof e.WORKERS === 'number' && e.WORKERS > 1) {
-    throw new ConfigError(
-      `invalid configuration:\n  WORKERS=${JSON.stringify(env.WORKERS)}: more than one worker needs REDIS_HOST (the in-memory store lives in one process)`,
+    throw invalid(
+      `WORKERS=${JSON.stringify(env.WORKERS)}: more than one worker needs REDIS_HOST (the in-memory store lives in one process)`,
     );
   }
   const auth = authConfig(e);
@@ -440,12 +358,12 @@ function http2Limits(e: z.infer<typeof ENV>, session: SessionLimits): Http2Limit
   // client parking bodies (or many at once) holds that much, not megabytes.
   const connectionWindow = e.H2_CONNECTION_WINDOW ?? Math.ceil(largestRequest / 65_536) * 65_536;
   if (connectionWindow < largestRequest)
-    throw new ConfigError(
-      `invalid configuration:\n  H2_CONNECTION_WINDOW=${connectionWindow}: must hold the largest request (${largestRequest} bytes with SESSION_MAX_BYTES=${session.maxBytes})`,
+    throw invalid(
+      `H2_CONNECTION_WINDOW=${connectionWindow}: must hold the largest request (${largestRequest} bytes with SESSION_MAX_BYTES=${session.maxBytes})`,
     );
   if (e.H2_MAX_BUFFERED_BYTES < connectionWindow)
-    throw new ConfigError(
-      `invalid configuration:\n  H2_MAX_BUFFERED_BYTES=${e.H2_MAX_BUFFERED_BYTES}: must be at least H2_CONNECTION_WINDOW (${connectionWindow})`,
+    throw invalid(
+      `H2_MAX_BUFFERED_BYTES=${e.H2_MAX_BUFFERED_BYTES}: must be at least H2_CONNECTION_WINDOW (${connectionWindow})`,
     );
   return Object.freeze({
     maxConcurrentStreams: e.H2_MAX_CONCURRENT_STREAMS,

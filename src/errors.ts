@@ -10,6 +10,10 @@ export const ErrorCode = {
   StoreFull: 'STORE_FULL',
   StoreUnavailable: 'STORE_UNAVAILABLE',
   StoreTimeout: 'STORE_TIMEOUT',
+  /** The caller went away before the store started its work (never seen by a live caller). */
+  Cancelled: 'CANCELLED',
+  /** The caller's deadline passed, or left too little time, before the store started its work. */
+  DeadlineExceeded: 'DEADLINE_EXCEEDED',
   Unauthenticated: 'UNAUTHENTICATED',
   PermissionDenied: 'PERMISSION_DENIED',
   Internal: 'INTERNAL',

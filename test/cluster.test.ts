@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { RedisConfig } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
-import { keySlot, sameSlotKey, sessionKey } from '../src/store/redis/keys.ts';
-import { RedisStore } from '../src/store/redis/redis-store.ts';
+import { keySlot, redisKey, sameSlotKey } from '../src/store/redis/keys.ts';
+import type { RedisStore } from '../src/store/redis/redis-store.ts';
 import { Scripts } from '../src/store/redis/scripts.ts';
 import { createTokenGenerator } from '../src/token.ts';
-import { ACL_PASSWORD, ACL_USER, aclDenials, createAclUser } from './support/acl.ts';
+import { aclDenials } from './support/acl.ts';
 import { assertFailedOverCleanly, exerciseEveryRpc, measureFailover } from './support/failover.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { waitFor } from './support/ports.ts';
 import { startServer, type TestServer } from './support/server.ts';
-import { draft, LIMITS, storeContract, uniqueKey } from './support/store-contract.ts';
+import { draft, storeContract, uniqueKey } from './support/store-contract.ts';
 import { assertAgreesWithModel } from './support/store-model.ts';
-import { startCluster, type TestCluster } from './support/topology.ts';
+import { openTopologyStores, startCluster, type TestCluster } from './support/topology.ts';
 
 /**
  * Everything on one real Redis Cluster (3 masters, 3 replicas), started once
@@ -25,46 +23,16 @@ let cluster: TestCluster;
 let store: RedisStore;
 /** The same cluster as the least-privilege ACL user (README, Redis least privilege). */
 let aclStore: RedisStore;
+let closeStores: (() => Promise<void>) | undefined;
 const prefix = `cluster-${process.pid}:`;
-
-const clusterConfig = (keyPrefix: string): RedisConfig => ({
-  topology: {
-    kind: 'cluster',
-    nodes: cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
-  },
-  host: '',
-  port: 6379,
-  database: 0,
-  username: undefined,
-  password: undefined,
-  tls: false,
-  keyPrefix,
-  commandTimeoutMs: 1000,
-  connectTimeoutMs: 1000,
-});
-
-const answers = (s: RedisStore) =>
-  s.ping().then(
-    () => true,
-    () => false,
-  );
 
 before(async () => {
   cluster = await startCluster(3, 1);
-  store = new RedisStore(clusterConfig(prefix), LIMITS, createLogger('silent'));
-  await waitFor('the cluster store to answer', () => answers(store));
-  for (const node of cluster.nodes) createAclUser(node.cli, prefix, true);
-  aclStore = new RedisStore(
-    { ...clusterConfig(prefix), username: ACL_USER, password: ACL_PASSWORD },
-    LIMITS,
-    createLogger('silent'),
-  );
-  await waitFor('the ACL cluster store to answer', () => answers(aclStore));
+  ({ store, aclStore, close: closeStores } = await openTopologyStores(cluster, prefix));
 });
 
 after(async () => {
-  await aclStore?.close();
-  await store?.close();
+  await closeStores?.();
   await cluster?.dispose();
 });
 
@@ -88,7 +56,7 @@ describe('redis cluster: layout and scripts', () => {
       const key = uniqueKey();
       await store.put(key, draft(), Date.now());
       assert.ok(await store.get(key, Date.now(), false));
-      assert.equal(await store.delete(key), true);
+      assert.equal(await store.delete(key, Date.now()), true);
     }
     let commands = 0;
     for (const node of cluster.nodes) {
@@ -124,7 +92,7 @@ describe('redis cluster: layout and scripts', () => {
     for (const key of keys) {
       assert.equal((await store.put(key, draft(), Date.now())).version, 1);
       assert.ok(await store.touch(key, 30, Date.now()));
-      assert.ok(await store.consume(key));
+      assert.ok(await store.consume(key, Date.now()));
     }
     for (const master of cluster.masters()) {
       const loaded = master.cli('SCRIPT', 'EXISTS', Scripts.put.sha1, Scripts.consume.sha1);
@@ -137,7 +105,7 @@ describe('redis cluster: layout and scripts', () => {
     assert.ok(node);
     const generate = createTokenGenerator();
     const keys = [
-      ...Array.from({ length: 50 }, () => sessionKey(prefix, generate())),
+      ...Array.from({ length: 50 }, () => redisKey(prefix, generate())),
       'foo',
       '{user1000}.following',
       'foo{}{bar}',
@@ -160,14 +128,14 @@ describe('redis cluster: layout and scripts', () => {
       const found = await sameSlotKey(prefix, old, generate);
       searchMs.push(performance.now() - started);
       tries.push(found.tries);
-      assert.equal(keySlot(sessionKey(prefix, found.key)), keySlot(sessionKey(prefix, old)));
+      assert.equal(keySlot(redisKey(prefix, found.key)), keySlot(redisKey(prefix, old)));
     }
     const rotateMs: number[] = [];
     for (let i = 0; i < 50; i++) {
       const key = uniqueKey();
       await store.put(key, draft(), Date.now());
       const started = performance.now();
-      const rotated = await store.rotate(key, generate);
+      const rotated = await store.rotate(key, generate, Date.now());
       rotateMs.push(performance.now() - started);
       assert.ok(rotated && (await store.get(rotated.sessionKey, Date.now(), false)));
     }

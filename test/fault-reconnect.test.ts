@@ -6,7 +6,7 @@ import {
   assertAlive,
   assertNoKeysInLogs,
   assertNoUnhandled,
-  countingProxy,
+  FaultProxy,
   LONG,
   sleep,
 } from './support/faults.ts';
@@ -62,13 +62,13 @@ const MAX_LINES_PER_OUTAGE = 6;
  */
 describe('reconnect: Redis flapped under load', () => {
   let redis: TestRedis;
-  let proxy: Awaited<ReturnType<typeof countingProxy>>;
+  let proxy: FaultProxy;
   let service: ServiceProcess;
   let client: RawClient;
 
   before(async () => {
     redis = await startRedis();
-    proxy = await countingProxy(redis.port);
+    proxy = await FaultProxy.start(redis.port);
     const port = await freePort();
     service = await spawnService({
       PORT: String(port),

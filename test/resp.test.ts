@@ -45,42 +45,169 @@ const cut = (bytes: Buffer, fractions: number[]) => {
   return chunks;
 };
 
+/** Every reply `feed` gives back for these chunks, in order. */
+const parseChunks = (chunks: readonly Buffer[]): Array<Reply | ErrorReply> => {
+  const parsed: Array<Reply | ErrorReply> = [];
+  const parser = new ReplyParser((reply) => parsed.push(reply));
+  for (const chunk of chunks) parser.feed(chunk);
+  return parsed;
+};
+
+/** Cuts `bytes` into pieces of `size` bytes. */
+const segments = (bytes: Buffer, size: number) =>
+  Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) =>
+    bytes.subarray(i * size, (i + 1) * size),
+  );
+
+const replyOrError = fc.oneof(
+  { weight: 4, arbitrary: replyArbitrary },
+  fc.string({ maxLength: 40 }).map((text) => new ErrorReply(`ERR ${text.replace(/[\r\n]/g, ' ')}`)),
+);
+
+/**
+ * Work the parser hands to Buffer primitives while `run` runs, in bytes:
+ * scanned by indexOf, copied by copy and concat, decoded by toString. A
+ * parser that goes back over bytes it has seen shows here, whatever the
+ * speed of the machine.
+ */
+function bytesOfWork(run: () => void): number {
+  const proto = Buffer.prototype;
+  const { indexOf, copy, toString: decode } = proto;
+  const concat = Buffer.concat;
+  let work = 0;
+  proto.indexOf = function (this: Buffer, value: number, from = 0) {
+    const found = indexOf.call(this, value, from);
+    work += (found < 0 ? this.length : found + 1) - from;
+    return found;
+  } as typeof indexOf;
+  proto.copy = function (this: Buffer, ...args: Parameters<typeof copy>) {
+    const copied = copy.apply(this, args);
+    work += copied;
+    return copied;
+  } as typeof copy;
+  proto.toString = function (
+    this: Buffer,
+    encoding?: BufferEncoding,
+    start = 0,
+    end = this.length,
+  ) {
+    work += Math.max(0, Math.min(end, this.length) - start);
+    return decode.call(this, encoding, start, end);
+  } as typeof decode;
+  Buffer.concat = (list, totalLength) => {
+    const joined = concat(list, totalLength);
+    work += joined.length;
+    return joined;
+  };
+  try {
+    run();
+  } finally {
+    proto.indexOf = indexOf;
+    proto.copy = copy;
+    proto.toString = decode;
+    Buffer.concat = concat;
+  }
+  return work;
+}
+
 describe('RESP2 reply parser', () => {
   it('gives back every reply, in order, however the bytes are cut into chunks', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(replyArbitrary, fc.constant(new ErrorReply('NOSCRIPT no script'))), {
-          minLength: 1,
-          maxLength: 8,
-        }),
+        fc.array(replyOrError, { minLength: 1, maxLength: 8 }),
         fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 10 }),
         (replies, fractions) => {
-          const parser = new ReplyParser();
-          const parsed: Array<Reply | ErrorReply> = [];
-          for (const chunk of cut(Buffer.concat(replies.map(encodeReply)), fractions)) {
-            parser.feed(chunk, (reply) => parsed.push(reply));
-          }
-          assert.deepEqual(parsed, replies);
+          assert.deepEqual(
+            parseChunks(cut(Buffer.concat(replies.map(encodeReply)), fractions)),
+            replies,
+          );
         },
       ),
     );
   });
 
+  it('parses any split of a stream of replies exactly as it parses the stream in one chunk', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(replyOrError, fc.constant(Buffer.from('OK'))), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        fc.boolean(),
+        (replies, points, statusLines) => {
+          // Status lines ("+OK") come back as bytes, like a bulk string, so the
+          // reference here is the one-chunk parse, not the generated value.
+          const bytes = Buffer.concat(
+            replies.map((reply) =>
+              statusLines &&
+              Buffer.isBuffer(reply) &&
+              !reply.includes(0x0d) &&
+              !reply.includes(0x0a)
+                ? Buffer.from(`+${reply.toString('latin1')}\r\n`, 'latin1')
+                : encodeReply(reply),
+            ),
+          );
+          const whole = parseChunks([bytes]);
+          const at = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b);
+          const chunks = [...at, bytes.length].map((end, i) => bytes.subarray(at[i - 1] ?? 0, end));
+          assert.deepEqual(parseChunks(chunks), whole);
+          assert.deepEqual(parseChunks(segments(bytes, 1)), whole);
+        },
+      ),
+    );
+  });
+
+  it('does work linear in the size of a reply however it is cut: 1 MB in 1460-byte segments and 64 KB byte by byte', () => {
+    // An HGETALL of a 1 MB session: 1000 attributes of 1 KB; and one 1 MB bulk string.
+    const fields: Reply = Array.from({ length: 2000 }, (_, i) =>
+      Buffer.alloc(i % 2 ? 1024 : 12, 0x61 + (i % 26)),
+    );
+    const big: Reply = [Buffer.alloc(1 << 20, 7), 42];
+    for (const [name, reply, size] of [
+      ['1000 attributes', fields, 1460],
+      ['one 1 MB bulk string', big, 1460],
+      ['1000 attributes', fields, 1],
+    ] as const) {
+      const bytes = encodeReply(reply);
+      const input = size === 1 ? encodeReply((reply as Reply[]).slice(0, 120)) : bytes;
+      const chunks = segments(input, size);
+      let parsed: Array<Reply | ErrorReply> = [];
+      const work = bytesOfWork(() => {
+        parsed = parseChunks(chunks);
+      });
+      assert.equal(parsed.length, 1, name);
+      // Each byte is looked at a small, fixed number of times: scanned for a
+      // line end or copied once into its bulk string, and the few header
+      // bytes decoded. Parsing again from the start on each chunk does
+      // hundreds of times more (quadratic in the reply's size).
+      assert.ok(
+        work <= 3 * input.length,
+        `${name} in ${size}-byte segments: ${work} bytes of work for ${input.length} bytes`,
+      );
+    }
+  });
+
   it('reads a status line as bytes and an error inside an array as the error, keeping its place', () => {
-    const parser = new ReplyParser();
-    const parsed: Array<Reply | ErrorReply> = [];
-    parser.feed(Buffer.from('+OK\r\n*2\r\n-ERR inner\r\n:1\r\n:7\r\n'), (r) => parsed.push(r));
+    const parsed = parseChunks([Buffer.from('+OK\r\n*2\r\n-ERR inner\r\n:1\r\n:7\r\n')]);
     assert.deepEqual(parsed[0], Buffer.from('OK'));
     assert.ok(parsed[1] instanceof ErrorReply);
+    assert.equal((parsed[1] as ErrorReply).message, 'ERR inner');
     assert.equal(parsed[2], 7);
   });
 
   it('refuses bytes that are not RESP2', () => {
-    assert.throws(
-      () => new ReplyParser().feed(Buffer.from('HTTP/1.1 400\r\n'), () => {}),
-      ProtocolError,
-    );
-    assert.throws(() => new ReplyParser().feed(Buffer.from(':12x\r\n'), () => {}), ProtocolError);
+    for (const garbage of [
+      'HTTP/1.1 400\r\n',
+      ':12x\r\n',
+      ':\r\n',
+      '+OK\n',
+      '$3\r\nabcd\r\n',
+      '\n',
+    ]) {
+      assert.throws(() => parseChunks([Buffer.from(garbage)]), ProtocolError, garbage);
+      assert.throws(() => parseChunks(segments(Buffer.from(garbage), 1)), ProtocolError, garbage);
+    }
   });
 });
 

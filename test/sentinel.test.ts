@@ -1,23 +1,22 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import type { RedisConfig } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
-import { RedisStore } from '../src/store/redis/redis-store.ts';
-import {
-  ACL_PASSWORD,
-  ACL_USER,
-  aclDenials,
-  createAclUser,
-  sentinelAclRules,
-} from './support/acl.ts';
+import type { SentinelTopology } from '../src/store/redis/redis-config.ts';
+import type { RedisStore } from '../src/store/redis/redis-store.ts';
+import { ACL_PASSWORD, ACL_USER, aclDenials, sentinelAclRules } from './support/acl.ts';
 import { assertFailedOverCleanly, exerciseEveryRpc, measureFailover } from './support/failover.ts';
 import { type RawClient, rawClient } from './support/grpc.ts';
 import { waitFor } from './support/ports.ts';
 import { startServer, type TestServer } from './support/server.ts';
-import { draft, LIMITS, storeContract, uniqueKey } from './support/store-contract.ts';
+import { draft, storeContract, uniqueKey } from './support/store-contract.ts';
 import { assertAgreesWithModel } from './support/store-model.ts';
-import { startSentinelGroup, type TestSentinelGroup } from './support/topology.ts';
+import {
+  openStore,
+  openTopologyStores,
+  startSentinelGroup,
+  type TestSentinelGroup,
+  topologyConfig,
+} from './support/topology.ts';
 
 /**
  * Everything on one real Sentinel group (1 master, 1 replica, 3 sentinels),
@@ -29,56 +28,16 @@ let group: TestSentinelGroup;
 let store: RedisStore;
 /** The same group as the least-privilege ACL user, defined on both data nodes. */
 let aclStore: RedisStore;
+let closeStores: (() => Promise<void>) | undefined;
 const prefix = `sentinel-${process.pid}:`;
-
-const sentinelConfig = (keyPrefix: string): RedisConfig => ({
-  topology: {
-    kind: 'sentinel',
-    sentinels: group.sentinels
-      .split(',')
-      .map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })),
-    masterName: group.masterName,
-    sentinelUsername: undefined,
-    sentinelPassword: undefined,
-  },
-  host: '',
-  port: 6379,
-  database: 5,
-  username: undefined,
-  password: undefined,
-  tls: false,
-  keyPrefix,
-  commandTimeoutMs: 1000,
-  connectTimeoutMs: 1000,
-});
 
 before(async () => {
   group = await startSentinelGroup();
-  store = new RedisStore(sentinelConfig(prefix), LIMITS, createLogger('silent'));
-  await waitFor('the sentinel store to answer', () =>
-    store.ping().then(
-      () => true,
-      () => false,
-    ),
-  );
-  // ACLs are per node and not replicated: the replica needs the user for after a failover.
-  for (const node of group.nodes) createAclUser(node.cli, prefix);
-  aclStore = new RedisStore(
-    { ...sentinelConfig(prefix), username: ACL_USER, password: ACL_PASSWORD },
-    LIMITS,
-    createLogger('silent'),
-  );
-  await waitFor('the ACL sentinel store to answer', () =>
-    aclStore.ping().then(
-      () => true,
-      () => false,
-    ),
-  );
+  ({ store, aclStore, close: closeStores } = await openTopologyStores(group, prefix));
 });
 
 after(async () => {
-  await aclStore?.close();
-  await store?.close();
+  await closeStores?.();
   await group?.dispose();
 });
 
@@ -108,28 +67,18 @@ describe('redis sentinel: least-privilege ACL', () => {
       const reply = cli('ACL', 'SETUSER', ACL_USER, ...sentinelAclRules(cli));
       assert.equal(reply, 'OK', reply);
     }
-    const config = sentinelConfig(prefix);
-    const guarded = new RedisStore(
-      {
-        ...config,
-        username: ACL_USER,
-        password: ACL_PASSWORD,
-        topology: {
-          ...(config.topology as Extract<RedisConfig['topology'], { kind: 'sentinel' }>),
-          sentinelUsername: ACL_USER,
-          sentinelPassword: ACL_PASSWORD,
-        },
+    const config = topologyConfig(group, prefix);
+    const guarded = await openStore({
+      ...config,
+      username: ACL_USER,
+      password: ACL_PASSWORD,
+      topology: {
+        ...(config.topology as SentinelTopology),
+        sentinelUsername: ACL_USER,
+        sentinelPassword: ACL_PASSWORD,
       },
-      LIMITS,
-      createLogger('silent'),
-    );
+    });
     try {
-      await waitFor('the store to answer through least-privilege sentinels', () =>
-        guarded.ping().then(
-          () => true,
-          () => false,
-        ),
-      );
       const key = uniqueKey();
       await guarded.put(key, draft(), Date.now());
       assert.ok(await guarded.get(key, Date.now(), false));

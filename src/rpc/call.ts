@@ -16,6 +16,8 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   [ErrorCode.VersionConflict]: Status.ABORTED,
   [ErrorCode.StoreUnavailable]: Status.UNAVAILABLE,
   [ErrorCode.StoreTimeout]: Status.UNAVAILABLE,
+  [ErrorCode.Cancelled]: Status.CANCELLED,
+  [ErrorCode.DeadlineExceeded]: Status.DEADLINE_EXCEEDED,
   [ErrorCode.Unauthenticated]: Status.UNAUTHENTICATED,
   [ErrorCode.PermissionDenied]: Status.PERMISSION_DENIED,
   [ErrorCode.Internal]: Status.INTERNAL,

@@ -26,6 +26,7 @@ export const SERVICE_COMMANDS = [
   '+hstrlen',
   '+del',
   '+pexpire',
+  '+pttl',
   '+renamenx',
 ] as const;
 

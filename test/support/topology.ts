@@ -2,8 +2,14 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createLogger } from '../../src/logger.ts';
+import type { RedisConfig } from '../../src/store/redis/redis-config.ts';
+import { RedisStore } from '../../src/store/redis/redis-store.ts';
+import { ACL_PASSWORD, ACL_USER, createAclUser } from './acl.ts';
 import { freePort, waitFor } from './ports.ts';
 import { answersPing, startRedis, type TestRedis } from './redis.ts';
+import { redisConfig } from './redis-config.ts';
+import { LIMITS } from './store-contract.ts';
 
 /**
  * Real Redis topologies for the tests, built from redis-server processes on
@@ -232,4 +238,63 @@ export async function startSentinelGroup(masterName = 'sessions'): Promise<TestS
     await disposeAll(owned);
     throw error;
   }
+}
+
+/** The store settings for a topology: host and port unused, database 0 on Cluster. */
+export function topologyConfig(
+  topology: TestCluster | TestSentinelGroup,
+  keyPrefix: string,
+): RedisConfig {
+  const nodes = (list: string) =>
+    list.split(',').map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) }));
+  const cluster = 'seeds' in topology;
+  return {
+    ...redisConfig(6379, keyPrefix),
+    topology: cluster
+      ? { kind: 'cluster', nodes: nodes(topology.seeds) }
+      : {
+          kind: 'sentinel',
+          sentinels: nodes(topology.sentinels),
+          masterName: topology.masterName,
+          sentinelUsername: undefined,
+          sentinelPassword: undefined,
+        },
+    host: '',
+    database: cluster ? 0 : 5,
+  };
+}
+
+const answers = (store: RedisStore) =>
+  store.ping().then(
+    () => true,
+    () => false,
+  );
+
+/** A store on `config`, once it answers. */
+export async function openStore(config: RedisConfig): Promise<RedisStore> {
+  const store = new RedisStore(config, LIMITS, createLogger('silent'));
+  await waitFor(`the ${config.topology.kind} store to answer`, () => answers(store));
+  return store;
+}
+
+/**
+ * The two stores every topology suite runs on: one as the default user, one
+ * as the service's least-privilege ACL user, created on every data node (ACLs
+ * are per node and not replicated: a replica needs the user after a failover).
+ */
+export async function openTopologyStores(
+  topology: TestCluster | TestSentinelGroup,
+  keyPrefix: string,
+): Promise<{ store: RedisStore; aclStore: RedisStore; close(): Promise<void> }> {
+  const config = topologyConfig(topology, keyPrefix);
+  const store = await openStore(config);
+  for (const node of topology.nodes) createAclUser(node.cli, keyPrefix, 'seeds' in topology);
+  const aclStore = await openStore({ ...config, username: ACL_USER, password: ACL_PASSWORD });
+  return {
+    store,
+    aclStore,
+    close: async () => {
+      await Promise.all([store.close(), aclStore.close()]);
+    },
+  };
 }

@@ -3,14 +3,16 @@ import { hash } from 'node:crypto';
 /**
  * Every Redis key and hash field the store uses, in one place.
  *
- * A session is one hash under `<prefix>s:<sha256(session key), base64url>`:
- * a Redis dump or MONITOR shows no usable session key, and one key per
- * session keeps every operation within one Cluster slot.
+ * The Redis key of a session: one hash under
+ * `<prefix>s:<sha256(session key), base64url>`. A Redis dump or MONITOR shows
+ * no usable session key, and one key per session keeps every operation
+ * within one Cluster slot.
  */
-export function sessionKey(prefix: string, key: string): string {
-  return `${prefix}s:${hash('sha256', key, 'base64url')}`;
+export function redisKey(prefix: string, sessionKey: string): string {
+  return `${prefix}s:${hash('sha256', sessionKey, 'base64url')}`;
 }
 
+/** The fixed fields of a session's hash: one that lacks any of them is torn. */
 export const Field = {
   fleetListRequest: 'fleet_list_request',
   fleetListResponse: 'fleet_list_response',
@@ -82,16 +84,16 @@ const SEARCH_LIMIT = 1_000_000;
  */
 export async function sameSlotKey(
   prefix: string,
-  key: string,
+  sessionKey: string,
   nextKey: () => string,
 ): Promise<{ key: string; tries: number }> {
-  const slot = keySlot(sessionKey(prefix, key));
+  const slot = keySlot(redisKey(prefix, sessionKey));
   let tries = 0;
   while (tries < SEARCH_LIMIT) {
     for (let i = 0; i < SEARCH_BATCH; i++) {
       const candidate = nextKey();
       tries++;
-      if (keySlot(sessionKey(prefix, candidate)) === slot && candidate !== key)
+      if (keySlot(redisKey(prefix, candidate)) === slot && candidate !== sessionKey)
         return { key: candidate, tries };
     }
     await new Promise((resolve) => setImmediate(resolve));

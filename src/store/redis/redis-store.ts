@@ -1,11 +1,13 @@
-import type { RedisConfig } from '../../config.ts';
+import type { CallScope } from '../../call-scope.ts';
 import { ErrorCode, notFound, SessionError, tooLarge, versionConflict } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Session, SessionChange, SessionDraft } from '../../session.ts';
 import { contentSize } from '../../session.ts';
 import type { SessionStore, StoredVersion, StoreLimits } from '../store.ts';
-import { RedisConnection, type Reply } from './connection.ts';
-import { ATTRIBUTE_PREFIX, attributeField, Field, sameSlotKey, sessionKey } from './keys.ts';
+import { RedisConnection } from './connection.ts';
+import { ATTRIBUTE_PREFIX, attributeField, Field, redisKey, sameSlotKey } from './keys.ts';
+import type { RedisConfig } from './redis-config.ts';
+import type { Reply } from './resp.ts';
 import { Scripts } from './scripts.ts';
 
 const EMPTY = Buffer.alloc(0);
@@ -23,27 +25,43 @@ const ScriptStatus = {
 /** RotateSessionKey draws another key when the new one is taken (never seen with 256-bit keys). */
 const ROTATE_ATTEMPTS = 3;
 
+/** A hash that lacks a fixed field or whose content does not add up to its size field. */
+const TORN = Symbol('torn');
+/** A whole hash past its expiry (Redis has not removed it yet, or it has no TTL). */
+const EXPIRED = Symbol('expired');
+
 /**
  * Sessions as Redis hashes (layout in keys.ts). Every method is one round
  * trip: a single command, or a Lua script that checks and writes in one
- * atomic step and sets the expiry with the data.
+ * atomic step and sets the expiry with the data. Writes are fenced
+ * (connection.ts): none applies after its caller was told it failed.
+ *
+ * A hash that lacks a fixed field, or whose content does not add up to its
+ * size field, is torn (a Redis whose AOF loader applied part of a write can
+ * leave one; docs/guarantees.md). No method returns one: each treats it as
+ * absent and deletes it in the same call.
  */
 export class RedisStore implements SessionStore {
   readonly #redis: RedisConnection;
   readonly #prefix: string;
   readonly #limits: StoreLimits;
-  readonly #fenceMs: number;
   readonly #cluster: boolean;
+  readonly #logger: Logger;
 
   constructor(config: RedisConfig, limits: StoreLimits, logger: Logger) {
     this.#redis = new RedisConnection(config, logger);
     this.#prefix = config.keyPrefix;
     this.#cluster = config.topology.kind === 'cluster';
     this.#limits = limits;
-    this.#fenceMs = Math.floor((config.commandTimeoutMs * 3) / 4);
+    this.#logger = logger;
   }
 
-  async put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion> {
+  async put(
+    sessionKey: string,
+    draft: SessionDraft,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<StoredVersion> {
     const args: Array<string | Buffer> = [
       String(nowMs),
       String(draft.ttlSeconds),
@@ -53,21 +71,35 @@ export class RedisStore implements SessionStore {
       draft.fleetListResponse,
     ];
     for (const [name, value] of draft.attributes) args.push(attributeField(name), value);
-    const [version, expiresAtMs] = asArray(await this.#script(Scripts.put, [key], args));
+    const reply = await this.#redis.runScript(
+      Scripts.put,
+      [this.#redisKey(sessionKey)],
+      args,
+      scope,
+    );
+    const [version, expiresAtMs] = asArray(reply);
     return { version: Number(version), expiresAtMs: Number(expiresAtMs), createdAtMs: nowMs };
   }
 
-  async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
-    let reply: Reply;
-    if (touch) reply = await this.#touch(key, 0, nowMs, true);
-    else {
-      const redisKey = this.#key(key);
-      reply = await this.#redis.send(['HGETALL', redisKey], redisKey);
-    }
-    return sessionFrom(reply);
+  async get(
+    sessionKey: string,
+    nowMs: number,
+    touch: boolean,
+    scope?: CallScope,
+  ): Promise<Session | null> {
+    const key = this.#redisKey(sessionKey);
+    const reply = touch
+      ? await this.#touch(key, 0, nowMs, true, scope)
+      : await this.#redis.send(['HGETALL', key], key, scope);
+    return this.#readable(reply, key, nowMs, scope);
   }
 
-  async update(key: string, change: SessionChange, nowMs: number): Promise<Session> {
+  async update(
+    sessionKey: string,
+    change: SessionChange,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<Session> {
     const { maxLifetimeMs, maxBytes, maxAttributes } = this.#limits;
     const args: Array<string | Buffer> = [
       String(nowMs),
@@ -84,11 +116,12 @@ export class RedisStore implements SessionStore {
     ];
     for (const [name, value] of change.setAttributes) args.push(attributeField(name), value);
     for (const name of change.removeAttributes) args.push(attributeField(name));
-    const reply = await this.#script(Scripts.update, [key], args);
+    const key = this.#redisKey(sessionKey);
+    const reply = await this.#redis.runScript(Scripts.update, [key], args, scope);
     const [status, detail] = asArray(reply);
     switch (status) {
       case ScriptStatus.ok:
-        return sessionFrom(detail ?? null) ?? internal('update returned no session');
+        return (await this.#readable(detail ?? null, key, nowMs, scope)) ?? throwNotFound();
       case ScriptStatus.absent:
         throw notFound();
       case ScriptStatus.versionConflict:
@@ -108,35 +141,53 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  async touch(key: string, ttlSeconds: number, nowMs: number): Promise<number | null> {
-    const reply = await this.#touch(key, ttlSeconds, nowMs, false);
+  async touch(
+    sessionKey: string,
+    ttlSeconds: number,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<number | null> {
+    const reply = await this.#touch(this.#redisKey(sessionKey), ttlSeconds, nowMs, false, scope);
     return reply === ScriptStatus.absent ? null : Number(reply);
   }
 
-  async consume(key: string): Promise<Session | null> {
-    return sessionFrom(await this.#script(Scripts.consume, [key], []));
+  async consume(sessionKey: string, nowMs: number, scope?: CallScope): Promise<Session | null> {
+    const key = this.#redisKey(sessionKey);
+    // The script deleted the hash whatever it held: a torn one needs no repair.
+    const session = sessionFrom(
+      await this.#redis.runScript(Scripts.consume, [key], [], scope),
+      nowMs,
+    );
+    return session === TORN || session === EXPIRED ? null : session;
   }
 
-  async delete(key: string): Promise<boolean> {
-    return (await this.#script(Scripts.delete, [key], [])) === 1;
+  async delete(sessionKey: string, _nowMs: number, scope?: CallScope): Promise<boolean> {
+    const key = this.#redisKey(sessionKey);
+    return (await this.#redis.runScript(Scripts.delete, [key], [], scope)) === 1;
   }
 
   /**
    * RENAMENX in a script. On Cluster both keys must share a slot, so the new
    * key is drawn until its Redis key lands in the old one's slot (keys.ts).
    */
-  async rotate(key: string, nextKey: () => string) {
+  async rotate(sessionKey: string, nextKey: () => string, _nowMs: number, scope?: CallScope) {
+    const key = this.#redisKey(sessionKey);
     for (let attempt = 0; attempt < ROTATE_ATTEMPTS; attempt++) {
-      const sessionKey = this.#cluster
-        ? (await sameSlotKey(this.#prefix, key, nextKey)).key
+      const nextSessionKey = this.#cluster
+        ? (await sameSlotKey(this.#prefix, sessionKey, nextKey)).key
         : nextKey();
-      if (sessionKey === key) continue;
-      const reply = await this.#script(Scripts.rotate, [key, sessionKey], []);
+      if (nextSessionKey === sessionKey) continue;
+      const reply = await this.#redis.runScript(
+        Scripts.rotate,
+        [key, this.#redisKey(nextSessionKey)],
+        [],
+        scope,
+      );
       if (reply === ScriptStatus.absent) return null;
       if (reply === ScriptStatus.keyTaken) continue;
       const [version, expiresAtMs, createdAtMs] = asArray(reply);
       return {
-        sessionKey,
+        sessionKey: nextSessionKey,
         version: Number(version),
         expiresAtMs: Number(expiresAtMs),
         createdAtMs: Number(createdAtMs),
@@ -146,42 +197,52 @@ export class RedisStore implements SessionStore {
   }
 
   async ping(): Promise<void> {
-    await this.#redis.send(['PING']);
+    await this.#redis.send(['PING'], undefined);
   }
 
   async close(): Promise<void> {
     await this.#redis.close();
   }
 
-  #touch(key: string, ttlSeconds: number, nowMs: number, returnSession: boolean) {
-    return this.#script(
-      Scripts.touch,
-      [key],
-      [
-        String(nowMs),
-        String(ttlSeconds),
-        String(this.#limits.maxLifetimeMs),
-        returnSession ? '1' : '0',
-      ],
-    );
+  #touch(
+    key: string,
+    ttlSeconds: number,
+    nowMs: number,
+    returnSession: boolean,
+    scope: CallScope | undefined,
+  ): Promise<Reply> {
+    const args = [
+      String(nowMs),
+      String(ttlSeconds),
+      String(this.#limits.maxLifetimeMs),
+      returnSession ? '1' : '0',
+    ];
+    return this.#redis.runScript(Scripts.touch, [key], args, scope);
   }
 
-  /** Runs a write script, fenced a quarter of the command timeout before the caller gives up. */
-  #script(
-    script: (typeof Scripts)[keyof typeof Scripts],
-    keys: readonly string[],
-    args: ReadonlyArray<string | Buffer>,
-  ) {
-    // EVALSHA sha numkeys key... fence arg..., built in one array: this runs on every write.
-    const command: Array<string | Buffer> = ['EVALSHA', script.sha1, String(keys.length)];
-    for (const key of keys) command.push(this.#key(key));
-    command.push(String(Date.now() + this.#fenceMs));
-    for (const arg of args) command.push(arg);
-    return this.#redis.runScript(script, command);
+  /**
+   * The session in an HGETALL-shaped reply, or null. A torn or expired hash
+   * is null, and is deleted first (by a script that checks it again, in
+   * case a whole session replaced it since it was read).
+   */
+  async #readable(
+    reply: Reply,
+    key: string,
+    nowMs: number,
+    scope: CallScope | undefined,
+  ): Promise<Session | null> {
+    const session = sessionFrom(reply, nowMs);
+    if (session !== TORN && session !== EXPIRED) return session;
+    const deleted = await this.#redis.runScript(Scripts.repair, [key], [String(nowMs)], scope);
+    if (deleted === 1 && session === TORN)
+      this.#logger.warn(
+        'redis held a torn session (a hash missing fields or content); deleted it. See docs/guarantees.md on AOF loading',
+      );
+    return null;
   }
 
-  #key(key: string): string {
-    return sessionKey(this.#prefix, key);
+  #redisKey(sessionKey: string): string {
+    return redisKey(this.#prefix, sessionKey);
   }
 }
 
@@ -189,31 +250,81 @@ function internal(problem: string): never {
   throw new SessionError(ErrorCode.Internal, `store: ${problem}`);
 }
 
+function throwNotFound(): never {
+  throw notFound();
+}
+
 function asArray(reply: Reply): Reply[] {
   return Array.isArray(reply) ? reply : internal('unexpected reply shape');
 }
 
-/** Turns an HGETALL reply (field, value, field, value ...) into a Session; empty means absent. */
-function sessionFrom(reply: Reply): Session | null {
+/**
+ * Reads an HGETALL reply (field, value, field, value ...) as a Session: null
+ * when empty (absent), TORN or EXPIRED when the hash must be read as absent.
+ */
+function sessionFrom(reply: Reply, nowMs: number): Session | null | typeof TORN | typeof EXPIRED {
   if (!Array.isArray(reply) || reply.length === 0) return null;
   const attributes = new Map<string, Buffer>();
-  const meta = new Map<string, Buffer>();
+  let fleetListRequest: Buffer | undefined;
+  let fleetListResponse: Buffer | undefined;
+  let createdAtMs = Number.NaN;
+  let expiresAtMs = Number.NaN;
+  let version = Number.NaN;
+  let ttlSeconds = Number.NaN;
+  let size = Number.NaN;
+  let attributeBytes = 0;
   for (let i = 0; i + 1 < reply.length; i += 2) {
-    const field = String(reply[i]);
+    const name = reply[i];
     const value = reply[i + 1];
-    if (!Buffer.isBuffer(value)) return internal('unexpected hash value');
-    if (field.startsWith(ATTRIBUTE_PREFIX))
+    if (!Buffer.isBuffer(name) || !Buffer.isBuffer(value)) return internal('unexpected hash value');
+    const field = name.toString();
+    if (field.startsWith(ATTRIBUTE_PREFIX)) {
       attributes.set(field.slice(ATTRIBUTE_PREFIX.length), value);
-    else meta.set(field, value);
+      attributeBytes += name.length - ATTRIBUTE_PREFIX.length + value.length;
+      continue;
+    }
+    switch (field) {
+      case Field.fleetListRequest:
+        fleetListRequest = value;
+        break;
+      case Field.fleetListResponse:
+        fleetListResponse = value;
+        break;
+      case Field.createdAt:
+        createdAtMs = decimal(value);
+        break;
+      case Field.expiresAt:
+        expiresAtMs = decimal(value);
+        break;
+      case Field.version:
+        version = decimal(value);
+        break;
+      case Field.ttl:
+        ttlSeconds = decimal(value);
+        break;
+      case Field.size:
+        size = decimal(value);
+        break;
+    }
   }
-  const number = (field: string) => Number(meta.get(field)?.toString() ?? Number.NaN);
+  if (
+    fleetListRequest === undefined ||
+    fleetListResponse === undefined ||
+    !(createdAtMs >= 0 && ttlSeconds >= 0 && version >= 0 && expiresAtMs >= 0) ||
+    size !== attributeBytes + fleetListRequest.length + fleetListResponse.length
+  )
+    return TORN;
+  if (expiresAtMs <= nowMs) return EXPIRED;
   return {
-    fleetListRequest: meta.get(Field.fleetListRequest) ?? EMPTY,
-    fleetListResponse: meta.get(Field.fleetListResponse) ?? EMPTY,
+    fleetListRequest,
+    fleetListResponse,
     attributes,
-    ttlSeconds: number(Field.ttl),
-    createdAtMs: number(Field.createdAt),
-    expiresAtMs: number(Field.expiresAt),
-    version: number(Field.version),
+    ttlSeconds,
+    createdAtMs,
+    expiresAtMs,
+    version,
   };
 }
+
+const decimal = (bytes: Buffer) =>
+  bytes.length === 0 ? Number.NaN : Number(bytes.toString('latin1'));

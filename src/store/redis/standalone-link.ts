@@ -1,18 +1,13 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { ErrorReply } from '@redis/client';
-import type { RedisConfig } from '../../config.ts';
 import { SocketBatch } from '../../wire/socket-batch.ts';
-import { type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
+import { type CommandOutcome, type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
+import type { RedisConfig } from './redis-config.ts';
 import { ProtocolError, type Reply, ReplyParser, writeCommand } from './resp.ts';
 
 /** Redis never lags this far behind in reading our commands unless it is stuck. */
 const MAX_UNSENT_BYTES = 256 * 1024 * 1024;
-
-interface Pending {
-  resolve(reply: Reply): void;
-  reject(error: unknown): void;
-}
 
 /** The connection is not usable: no offline queue, the command fails at once. */
 class LinkDownError extends Error {}
@@ -25,6 +20,11 @@ class LinkDownError extends Error {}
  * backoff. While it is not ready, commands fail at once; RedisConnection adds
  * the per-command timeout and replaces a link that stops answering.
  *
+ * A command refused because the link is not ready, or queued after its
+ * socket was destroyed (SocketBatch never writes to one), is reported as
+ * never sent; every command queued while the socket was open may have
+ * reached Redis, and is reported as sent when the connection is lost.
+ *
  * node-redis remains the client for Sentinel and Cluster, where discovery,
  * slot maps and redirections are its job; for one standalone node it spent
  * more per command (option objects, a generator, a string per argument and a
@@ -35,9 +35,8 @@ export class StandaloneLink implements RedisLink {
   readonly #events: LinkEvents;
   #socket: Socket | undefined;
   #output: SocketBatch | undefined;
-  #parser = new ReplyParser();
   /** Commands awaiting replies, oldest first from #head. */
-  #pending: Array<Pending | undefined> = [];
+  #pending: Array<CommandOutcome | undefined> = [];
   #head = 0;
   #ready = false;
   #attempt = 0;
@@ -50,11 +49,14 @@ export class StandaloneLink implements RedisLink {
     this.#connect();
   }
 
-  send(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
-    if (!this.#ready) {
-      return Promise.reject(new LinkDownError('the Redis connection is not ready'));
-    }
-    return this.#command(args);
+  send(
+    args: ReadonlyArray<string | Buffer>,
+    _key: string | undefined,
+    outcome: CommandOutcome,
+  ): void {
+    // A destroyed socket is never written to: what is queued on it never leaves.
+    if (this.#ready && !this.#socket?.destroyed) this.#command(args, outcome);
+    else outcome.failed(new LinkDownError('the Redis connection is not ready'), false);
   }
 
   destroy(): void {
@@ -63,11 +65,9 @@ export class StandaloneLink implements RedisLink {
     this.#socket?.destroy();
   }
 
-  #command(args: ReadonlyArray<string | Buffer>): Promise<Reply> {
-    return new Promise<Reply>((resolve, reject) => {
-      writeCommand(this.#output as SocketBatch, args);
-      this.#pending.push({ resolve, reject });
-    });
+  #command(args: ReadonlyArray<string | Buffer>, outcome: CommandOutcome): void {
+    writeCommand(this.#output as SocketBatch, args);
+    this.#pending.push(outcome);
   }
 
   #connect(): void {
@@ -77,7 +77,7 @@ export class StandaloneLink implements RedisLink {
       : connectTcp({ host, port });
     this.#socket = socket;
     this.#output = new SocketBatch(socket, MAX_UNSENT_BYTES);
-    this.#parser = new ReplyParser();
+    const parser = new ReplyParser(this.#reply);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 5000);
     socket.setTimeout(connectTimeoutMs, () =>
@@ -98,7 +98,13 @@ export class StandaloneLink implements RedisLink {
         (error: unknown) => socket.destroy(error as Error),
       );
     });
-    socket.on('data', (chunk: Buffer) => this.#receive(socket, chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        parser.feed(chunk);
+      } catch (error) {
+        socket.destroy(error as Error);
+      }
+    });
     socket.on('error', (error) => {
       failure = error;
     });
@@ -108,50 +114,53 @@ export class StandaloneLink implements RedisLink {
   }
 
   /** AUTH and SELECT, pipelined: the link is ready when both are acknowledged. */
-  async #handshake(): Promise<void> {
+  #handshake(): Promise<unknown> {
     const { username, password, database } = this.#config;
-    const steps: Promise<Reply>[] = [];
-    if (password !== undefined) {
+    const steps: Promise<unknown>[] = [];
+    if (password !== undefined)
       steps.push(
-        this.#command(username === undefined ? ['AUTH', password] : ['AUTH', username, password]),
+        this.#internal(username === undefined ? ['AUTH', password] : ['AUTH', username, password]),
       );
-    }
-    if (database !== 0) steps.push(this.#command(['SELECT', String(database)]));
-    await Promise.all(steps);
+    if (database !== 0) steps.push(this.#internal(['SELECT', String(database)]));
+    return Promise.all(steps);
   }
 
-  #receive(socket: Socket, chunk: Buffer): void {
-    try {
-      this.#parser.feed(chunk, (reply) => {
-        const pending = this.#pending[this.#head];
-        if (!pending) throw new ProtocolError('a reply to no command');
-        // Cleared at once, so an answered command (and its reply) is not kept
-        // alive until the next compaction.
-        this.#pending[this.#head++] = undefined;
-        // Under steady load the queue never empties: drop the answered
-        // commands once they are the larger part of it.
-        if (this.#head === this.#pending.length) {
-          this.#pending = [];
-          this.#head = 0;
-        } else if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
-          this.#pending = this.#pending.slice(this.#head);
-          this.#head = 0;
-        }
-        if (reply instanceof ErrorReply) pending.reject(reply);
-        else pending.resolve(reply);
-      });
-    } catch (error) {
-      socket.destroy(error as Error);
-    }
+  #internal(args: string[]): Promise<unknown> {
+    return new Promise((resolve, reject) =>
+      this.#command(args, {
+        answered: (reply) => (reply instanceof ErrorReply ? reject(reply) : resolve(reply)),
+        failed: reject,
+      }),
+    );
   }
+
+  /** Hands each reply to the oldest command waiting for one. */
+  readonly #reply = (reply: Reply | ErrorReply): void => {
+    const outcome = this.#pending[this.#head];
+    if (!outcome) throw new ProtocolError('a reply to no command');
+    // Cleared at once, so an answered command (and its reply) is not kept
+    // alive until the next compaction.
+    this.#pending[this.#head++] = undefined;
+    // Under steady load the queue never empties: drop the answered
+    // commands once they are the larger part of it.
+    if (this.#head === this.#pending.length) {
+      this.#pending = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
+      this.#pending = this.#pending.slice(this.#head);
+      this.#head = 0;
+    }
+    outcome.answered(reply);
+  };
 
   #lost(error: unknown): void {
     this.#ready = false;
-    const pending = this.#pending.slice(this.#head);
+    const pending = this.#pending;
+    const head = this.#head;
     this.#pending = [];
     this.#head = 0;
     const lost = new LinkDownError('the Redis connection was lost', { cause: error });
-    for (const command of pending) command?.reject(lost);
+    for (let i = head; i < pending.length; i++) pending[i]?.failed(lost, true);
     if (this.#destroyed) return;
     const { host, port } = this.#config;
     this.#events.down(error, { host, port });

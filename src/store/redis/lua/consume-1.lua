@@ -4,7 +4,8 @@
 
   KEYS[1]  the session hash
 
-  Returns the session as HGETALL returns it: empty when absent.
+  Returns the session as HGETALL returns it: empty when absent. The store
+  reads a torn session (see session.lua) as absent; it is deleted either way.
 ]]
 local session = redis.call('HGETALL', KEYS[1])
 if #session > 0 then

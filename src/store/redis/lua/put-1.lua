@@ -18,15 +18,23 @@
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
-local expires_at = math.min(now + ttl * 1000, now + tonumber(ARGV[3]))
+local expires_at = expiry(now, ttl, now, tonumber(ARGV[3]))
 local version = tonumber(redis.call('HGET', key, 'version') or '0') + 1
 
-redis.call('DEL', key)
-redis.call('HSET', key,
+-- All fields in one HSET (in slices: unpack is limited to a few thousand
+-- values), so that a replica or an AOF that applies part of this script's
+-- effects sees the old session gone or the new one whole, never a session
+-- without its attributes.
+local fields = {
   'fleet_list_request', ARGV[5], 'fleet_list_response', ARGV[6],
-  'created_at', now, 'expires_at', expires_at, 'version', version, 'ttl', ttl, 'size', ARGV[4])
-for i = 7, #ARGV, 2 do
-  redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+  'created_at', now, 'expires_at', expires_at, 'version', version, 'ttl', ttl, 'size', ARGV[4],
+}
+for i = 7, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call('DEL', key)
+for i = 1, #fields, 4000 do
+  redis.call('HSET', key, unpack(fields, i, math.min(i + 3999, #fields)))
 end
 redis.call('PEXPIRE', key, expires_at - now)
 return {version, expires_at}

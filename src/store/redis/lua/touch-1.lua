@@ -1,6 +1,6 @@
 --[[
   Extends an existing session: expires_at = min(now + ttl, created_at + lifetime).
-  Never creates a session: an absent key stays absent.
+  Never creates a session: an absent key stays absent, a torn one is deleted.
 
   KEYS[1]  the session hash
   ARGV[1]  now, Unix ms
@@ -8,21 +8,21 @@
   ARGV[3]  absolute lifetime, ms
   ARGV[4]  "1" to return the whole session, "0" for the new expiry only
 
-  Returns -1 when the session is absent or past its lifetime; otherwise the
-  new expires_at, or the session as HGETALL returns it.
+  Returns -1 when the session is absent, torn or past its lifetime; otherwise
+  the new expires_at, or the session as HGETALL returns it.
   Field names must match src/store/redis/keys.ts.
 ]]
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local meta = redis.call('HMGET', key, 'created_at', 'ttl')
-if not meta[1] then
+local created_at, stored_ttl = live_session(key)
+if not created_at then
   return -1
 end
 local ttl = tonumber(ARGV[2])
 if ttl == 0 then
-  ttl = tonumber(meta[2])
+  ttl = stored_ttl
 end
-local expires_at = math.min(now + ttl * 1000, tonumber(meta[1]) + tonumber(ARGV[3]))
+local expires_at = expiry(now, ttl, created_at, tonumber(ARGV[3]))
 if expires_at <= now then
   redis.call('DEL', key)
   return -1

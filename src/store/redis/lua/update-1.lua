@@ -1,6 +1,7 @@
 --[[
   Merges a change into an existing session in one atomic step. Never creates
-  a session, so an update cannot bring back a deleted or expired one.
+  a session, so an update cannot bring back a deleted or expired one; a torn
+  session is deleted and reported absent.
 
   KEYS[1]   the session hash
   ARGV[1]   now, Unix ms
@@ -18,23 +19,21 @@
   ARGV[12+2n..]    attribute fields to remove
 
   Returns {0, HGETALL of the updated session}, or
-          {-1} absent, {-2, stored version} version conflict,
+          {-1} absent or torn, {-2, stored version} version conflict,
           {-3, size} too large, {-4, count} too many attributes.
   Field names must match src/store/redis/keys.ts.
 ]]
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local meta = redis.call('HMGET', key, 'created_at', 'ttl', 'version', 'size')
-if not meta[1] then
+local created_at, stored_ttl, version, size = live_session(key)
+if not created_at then
   return {-1}
 end
-local version = tonumber(meta[3])
 if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= version then
   return {-2, version}
 end
 
 local PREFIX_LEN = 5 -- #'attr:'
-local size = tonumber(meta[4])
 local count = redis.call('HLEN', key) - 7 -- the seven fixed fields
 local set_count = tonumber(ARGV[11])
 local first_remove = 12 + 2 * set_count
@@ -67,9 +66,9 @@ end
 
 local ttl = tonumber(ARGV[6])
 if ttl == 0 then
-  ttl = tonumber(meta[2])
+  ttl = stored_ttl
 end
-local expires_at = math.min(now + ttl * 1000, tonumber(meta[1]) + tonumber(ARGV[2]))
+local expires_at = expiry(now, ttl, created_at, tonumber(ARGV[2]))
 if expires_at <= now then
   redis.call('DEL', key)
   return {-1}

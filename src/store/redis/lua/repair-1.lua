@@ -1,0 +1,23 @@
+--[[
+  Deletes a session that a read found torn or past its expiry (see
+  session.lua), unless a whole one has replaced it since. A whole session
+  without a TTL gets the one its expires_at says.
+
+  KEYS[1]  the session hash
+  ARGV[1]  now, Unix ms
+
+  Returns 1 when it deleted the hash, 0 otherwise.
+]]
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then
+  return 0
+end
+local expires_at = whole_expiry(key)
+if expires_at and expires_at > tonumber(ARGV[1]) then
+  if redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIRE', key, expires_at - redis_now)
+  end
+  return 0
+end
+redis.call('DEL', key)
+return 1
