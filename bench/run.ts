@@ -12,7 +12,7 @@
 //   BENCH_CONNS        HTTP/2 connections the Go loadgen spreads its calls over (1);
 //                      WORKERS > 1 needs several: node:cluster hands out connections
 //   BENCH_TARGETS      which of: redis, no-http, memory, grpc-js, go, store (all available but no-http)
-//   GO_REFERENCE       directory holding bin/sessionmanager and bin/loadgen (/work/goref)
+//   GO_REFERENCE       directory holding bin/sessionmanager and bin/loadgen (unset: no Go target)
 //   BENCH_LONG=1       the long matrix: every op, c = 1,16,64,256, 3 rounds of 10 s
 //   BENCH_RESULTS      write the tables and the machine description to this Markdown file
 //
@@ -47,7 +47,7 @@ const WARMUP_S = Number(env.BENCH_WARMUP ?? 2);
 const PAYLOAD = Number(env.BENCH_PAYLOAD ?? 1024);
 const WORKERS = list(env.BENCH_WORKERS, '1').map(Number);
 const CONNS = Number(env.BENCH_CONNS ?? 1);
-const GO_DIR = env.GO_REFERENCE ?? '/work/goref';
+const GO_DIR = env.GO_REFERENCE ?? '';
 const GO_SERVER = join(GO_DIR, 'bin/sessionmanager');
 const GO_LOADGEN = join(GO_DIR, 'bin/loadgen');
 const hasGo = existsSync(GO_SERVER) && existsSync(GO_LOADGEN);

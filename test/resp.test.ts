@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ErrorReply } from '@redis/client';
 import fc from 'fast-check';
-import { ProtocolError, type Reply, ReplyParser, writeCommand } from '../src/store/redis/resp.ts';
+import {
+  ErrorReply,
+  ProtocolError,
+  type Reply,
+  ReplyParser,
+  writeCommand,
+} from '../src/wire/resp.ts';
 import { SocketBatch } from '../src/wire/socket-batch.ts';
 import { type LoopbackPair, loopbackPair } from './support/wire.ts';
 

@@ -1,8 +1,8 @@
 import { createCluster } from '@redis/client';
+import type { Reply } from '../../wire/resp.ts';
 import { type CommandOutcome, type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
 import { address, COMMON_OPTIONS, nodeOptions, report } from './node-redis.ts';
 import type { RedisConfig, RedisNode } from './redis-config.ts';
-import type { Reply } from './resp.ts';
 
 /** How soon a Cluster client looks for a new slot map once a node stops answering. */
 const CLUSTER_REFRESH_AFTER_MS = 250;

@@ -1,12 +1,11 @@
-import { ErrorReply } from '@redis/client';
 import { type CallScope, UNSCOPED } from '../../call-scope.ts';
 import { ErrorCode, SessionError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
+import { ErrorReply, type Reply } from '../../wire/resp.ts';
 import { type Expiring, TimeoutSweeper } from '../../wire/timeouts.ts';
 import { ClusterLink } from './cluster-link.ts';
 import type { CommandOutcome, LinkEvents, RedisLink } from './link.ts';
 import type { RedisConfig } from './redis-config.ts';
-import type { Reply } from './resp.ts';
 import type { Script } from './scripts.ts';
 import { SentinelLink } from './sentinel-link.ts';
 import { StandaloneLink } from './standalone-link.ts';

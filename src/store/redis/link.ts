@@ -1,5 +1,4 @@
-import type { ErrorReply } from '@redis/client';
-import type { Reply } from './resp.ts';
+import type { ErrorReply, Reply } from '../../wire/resp.ts';
 
 const MAX_BACKOFF_MS = 2000;
 const BASE_BACKOFF_MS = 50;

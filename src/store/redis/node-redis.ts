@@ -1,7 +1,12 @@
-import { ClientClosedError, ClientOfflineError, ErrorReply, RESP_TYPES } from '@redis/client';
+import {
+  ClientClosedError,
+  ClientOfflineError,
+  ErrorReply as NodeRedisErrorReply,
+  RESP_TYPES,
+} from '@redis/client';
+import { ErrorReply, type Reply } from '../../wire/resp.ts';
 import { type CommandOutcome, reconnectDelay } from './link.ts';
 import type { RedisConfig, RedisNode } from './redis-config.ts';
-import type { Reply } from './resp.ts';
 
 /**
  * What the Sentinel and Cluster links share: they reach Redis through
@@ -44,7 +49,7 @@ export function report(sent: Promise<Reply>, outcome: CommandOutcome): void {
   sent.then(
     (reply) => outcome.answered(reply),
     (error: unknown) => {
-      if (error instanceof ErrorReply) outcome.answered(error);
+      if (error instanceof NodeRedisErrorReply) outcome.answered(new ErrorReply(error.message));
       else outcome.failed(error, !neverSent(error));
     },
   );

@@ -3,11 +3,11 @@ import { ErrorCode, notFound, SessionError, tooLarge, versionConflict } from '..
 import type { Logger } from '../../logger.ts';
 import type { Session, SessionChange, SessionDraft } from '../../session.ts';
 import { contentSize } from '../../session.ts';
+import type { Reply } from '../../wire/resp.ts';
 import type { SessionStore, StoredVersion, StoreLimits } from '../store.ts';
 import { RedisConnection } from './connection.ts';
 import { ATTRIBUTE_PREFIX, attributeField, Field, redisKey, sameSlotKey } from './keys.ts';
 import type { RedisConfig } from './redis-config.ts';
-import type { Reply } from './resp.ts';
 import { Scripts } from './scripts.ts';
 
 const EMPTY = Buffer.alloc(0);

@@ -1,8 +1,8 @@
 import { createSentinel } from '@redis/client';
+import type { Reply } from '../../wire/resp.ts';
 import { type CommandOutcome, type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
 import { address, COMMON_OPTIONS, nodeOptions, report } from './node-redis.ts';
 import type { RedisConfig, SentinelTopology } from './redis-config.ts';
-import type { Reply } from './resp.ts';
 
 /** No master is known (yet, or any more): the command is refused before it is sent. */
 class NoMasterError extends Error {}

@@ -1,10 +1,15 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import { ErrorReply } from '@redis/client';
+import {
+  ErrorReply,
+  ProtocolError,
+  type Reply,
+  ReplyParser,
+  writeCommand,
+} from '../../wire/resp.ts';
 import { SocketBatch } from '../../wire/socket-batch.ts';
 import { type CommandOutcome, type LinkEvents, type RedisLink, reconnectDelay } from './link.ts';
 import type { RedisConfig } from './redis-config.ts';
-import { ProtocolError, type Reply, ReplyParser, writeCommand } from './resp.ts';
 
 /** Redis never lags this far behind in reading our commands unless it is stuck. */
 const MAX_UNSENT_BYTES = 256 * 1024 * 1024;

@@ -1,5 +1,4 @@
-import { ErrorReply } from '@redis/client';
-import type { SocketBatch } from '../../wire/socket-batch.ts';
+import type { SocketBatch } from './socket-batch.ts';
 
 /**
  * RESP2 (https://redis.io/docs/latest/develop/reference/protocol-spec/) as
@@ -9,6 +8,11 @@ import type { SocketBatch } from '../../wire/socket-batch.ts';
  * SELECT, PING) and the replies simple: integers, bulk strings and arrays of
  * them, nil, status and error lines.
  */
+
+/** An error reply ("-ERR ..."): Redis's answer, not a failure of the link. */
+export class ErrorReply extends Error {
+  override name = 'ErrorReply';
+}
 
 /** A status line ("+OK") is a Buffer like a bulk string; "-ERR ..." is an ErrorReply. */
 export type Reply = Buffer | number | null | Reply[];
