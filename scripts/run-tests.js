@@ -1,4 +1,4 @@
-// `npm test`: every test file under test/ and client/test/, through node's
+// `npm test`: every test file under test/<kind>/ and client/test/, through node's
 // test runner with tsx. Tests start their own redis-server; say so up front
 // when it is missing instead of failing file by file.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -15,15 +15,21 @@ try {
   process.exit(1);
 }
 
-const files = ['test', 'client/test'].flatMap((dir) => {
-  try {
-    return readdirSync(dir)
-      .filter((name) => name.endsWith('.test.ts'))
-      .map((name) => join(dir, name));
-  } catch {
-    return [];
-  }
-});
+// Tests by kind; test/deploy and test/container need kubectl, promtool and
+// podman, and run from their own scripts (npm run test:deploy, test:container).
+const KINDS = [
+  'test/unit',
+  'test/contract',
+  'test/e2e',
+  'test/fault',
+  'test/topology',
+  'client/test',
+];
+const files = KINDS.flatMap((dir) =>
+  readdirSync(dir)
+    .filter((name) => name.endsWith('.test.ts'))
+    .map((name) => join(dir, name)),
+);
 const only = process.argv.slice(2);
 const selected = only.length > 0 ? files.filter((f) => only.some((o) => f.includes(o))) : files;
 

@@ -6,7 +6,7 @@ import type { ScriptRun } from './write-log.ts';
 
 /**
  * The workload and the checker of the network-fault suite
- * (test/fault-network.test.ts). Callers run set, get, get-with-touch,
+ * (test/fault/network.test.ts). Callers run set, get, get-with-touch,
  * update (with and without expected_version), touch, consume and delete on
  * keys each caller owns, so that the calls on one key never overlap: each
  * payload names its key and its call, and Redis's own record of the scripts

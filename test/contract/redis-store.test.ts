@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ErrorCode, SessionError } from '../../src/errors.ts';
+import { createLogger } from '../../src/logger.ts';
+import { redisKey } from '../../src/store/redis/keys.ts';
+import { RedisStore } from '../../src/store/redis/redis-store.ts';
+import { Scripts } from '../../src/store/redis/scripts.ts';
+import { createTokenGenerator } from '../../src/token.ts';
+import { startRedis, type TestRedis } from '../support/redis.ts';
+import { redisConfig } from '../support/redis-config.ts';
+import { change, draft, LIMITS, storeContract, uniqueKey } from '../support/store-contract.ts';
+
+let redis: TestRedis;
+/** The repair script with a fence far in the future. */
+const REPAIR_PROBE = Scripts.repair.source;
+let store: RedisStore;
+const prefix = `test-${process.pid}:`;
+
+before(async () => {
+  redis = await startRedis();
+  store = new RedisStore(redisConfig(redis.port, prefix), LIMITS, createLogger('silent'));
+  await waitUntilReady(store);
+});
+
+after(async () => {
+  await store.close();
+  await redis.dispose();
+});
+
+async function waitUntilReady(s: RedisStore): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (
+      await s.ping().then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error('redis store never became ready');
+}
+
+storeContract('redis store', () => ({ store, now: Date.now }));
+
+describe('redis store layout', () => {
+  it('stores one hash per session under the prefix, named by a hash of the key', async () => {
+    const key = uniqueKey();
+    await store.put(key, draft(), Date.now());
+    const keys = redis.cli('-n', '5', '--scan', '--pattern', `${prefix}*`).split('\n');
+    assert.ok(keys.length > 0);
+    for (const k of keys) assert.ok(!k.includes(key), 'the session key never appears in Redis');
+    const type = redis.cli('-n', '5', 'TYPE', keys[0] ?? '');
+    assert.equal(type, 'hash');
+  });
+
+  it('rotation renames the hash: the old Redis key is gone, the new one keeps the TTL', async () => {
+    const key = uniqueKey();
+    await store.put(key, draft({ ttlSeconds: 40 }), Date.now());
+    const oldRedisKey = redisKey(prefix, key);
+    const ttlBefore = Number(redis.cli('-n', '5', 'PTTL', oldRedisKey));
+    const rotated = await store.rotate(key, createTokenGenerator(), Date.now());
+    assert.ok(rotated);
+    const newRedisKey = redisKey(prefix, rotated.sessionKey);
+    assert.equal(redis.cli('-n', '5', 'EXISTS', oldRedisKey), '0');
+    const ttlAfter = Number(redis.cli('-n', '5', 'PTTL', newRedisKey));
+    assert.ok(ttlAfter > ttlBefore - 2000 && ttlAfter <= ttlBefore, `${ttlBefore} → ${ttlAfter}`);
+    const keys = redis.cli('-n', '5', '--scan', '--pattern', `${prefix}*`);
+    assert.ok(!keys.includes(key) && !keys.includes(rotated.sessionKey));
+  });
+
+  it('survives a Redis restart: scripts are reloaded on NOSCRIPT', async () => {
+    await redis.restart();
+    await waitUntilReady(store);
+    const key = uniqueKey();
+    const stored = await store.put(key, draft(), Date.now());
+    assert.equal(stored.version, 1);
+    assert.ok(await store.get(key, Date.now(), true));
+  });
+
+  it('leaves no key under the prefix without a TTL', async () => {
+    const keys = redis
+      .cli('-n', '5', '--scan', '--pattern', `${prefix}*`)
+      .split('\n')
+      .filter(Boolean);
+    assert.ok(keys.length > 0, 'the suite wrote keys');
+    for (const k of keys) {
+      const ttl = Number(redis.cli('-n', '5', 'PTTL', k));
+      assert.ok(ttl > 0 || ttl === -2, `${k} has PTTL ${ttl}`);
+    }
+  });
+});
+
+/**
+ * Hashes no write of the store leaves behind, written straight into Redis:
+ * what a Redis whose AOF loader applied part of a script's effects can hold
+ * after a crash (docs/guarantees.md). Fields as keys.ts names them.
+ */
+const TORN: Record<string, (now: number) => string[]> = {
+  'fixed fields missing': (now) => ['version', '1', 'created_at', String(now)],
+  'attributes missing (content short of its size field)': (now) => [...wholeFields(now, 'abc', 30)],
+  'a payload field missing': (now) => wholeFields(now, 'abc', 3).slice(2),
+};
+
+/** The seven fixed fields of a session created `now` holding `request` and no attributes. */
+function wholeFields(now: number, request: string, size = request.length): string[] {
+  return [
+    'fleet_list_request',
+    request,
+    'fleet_list_response',
+    '',
+    'created_at',
+    String(now),
+    'expires_at',
+    String(now + 60_000),
+    'version',
+    '3',
+    'ttl',
+    '60',
+    'size',
+    String(size),
+  ];
+}
+
+describe('torn sessions: no operation returns one, each deletes it', () => {
+  const operations: Record<string, (key: string) => Promise<unknown>> = {
+    get: (key) => store.get(key, Date.now(), false),
+    'get with touch': (key) => store.get(key, Date.now(), true),
+    touch: (key) => store.touch(key, 30, Date.now()),
+    update: (key) =>
+      store
+        .update(key, change({ setAttributes: new Map([['x', Buffer.from('y')]]) }), Date.now())
+        .then(
+          (session) => session,
+          (error: unknown) =>
+            error instanceof SessionError && error.code === ErrorCode.NotFound
+              ? null
+              : Promise.reject(error),
+        ),
+    consume: (key) => store.consume(key, Date.now()),
+    delete: (key) => store.delete(key, Date.now()).then((deleted) => (deleted ? 'deleted' : null)),
+    rotate: (key) => store.rotate(key, createTokenGenerator(), Date.now()),
+  };
+  for (const [torn, fields] of Object.entries(TORN)) {
+    for (const [name, operation] of Object.entries(operations)) {
+      it(`${name} of a hash with ${torn} (and no TTL) finds nothing and deletes it`, async () => {
+        const key = uniqueKey();
+        const hash = redisKey(prefix, key);
+        redis.cli('-n', '5', 'HSET', hash, ...fields(Date.now()));
+        assert.equal(redis.cli('-n', '5', 'PTTL', hash), '-1');
+        const result = await operation(key);
+        assert.equal(result, null);
+        assert.equal(redis.cli('-n', '5', 'EXISTS', hash), '0', 'the torn hash is gone');
+      });
+    }
+  }
+
+  it('a whole session without a TTL, past its expiry, is absent to a read and deleted', async () => {
+    const key = uniqueKey();
+    const hash = redisKey(prefix, key);
+    const longAgo = Date.now() - 120_000;
+    redis.cli('-n', '5', 'HSET', hash, ...wholeFields(longAgo, 'abc'));
+    assert.equal(await store.get(key, Date.now(), false), null);
+    assert.equal(redis.cli('-n', '5', 'EXISTS', hash), '0');
+  });
+
+  it('a whole session without a TTL, not yet expired, is returned, and rotation gives it its TTL', async () => {
+    const key = uniqueKey();
+    const now = Date.now();
+    redis.cli('-n', '5', 'HSET', redisKey(prefix, key), ...wholeFields(now, 'abc'));
+    const session = await store.get(key, Date.now(), false);
+    assert.equal(session?.fleetListRequest.toString(), 'abc');
+    assert.equal(session?.version, 3);
+    const rotated = await store.rotate(key, createTokenGenerator(), Date.now());
+    assert.ok(rotated);
+    const pttl = Number(redis.cli('-n', '5', 'PTTL', redisKey(prefix, rotated.sessionKey)));
+    assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`);
+  });
+
+  it('a torn hash replaced by a whole session before the repair runs is kept', async () => {
+    // The repair checks again in Redis: the read saw a torn hash, a put replaced it since.
+    const key = uniqueKey();
+    await store.put(key, draft(), Date.now());
+    const hash = redisKey(prefix, key);
+    const fence = String(Date.now() + 60_000);
+    assert.equal(
+      redis.cli('-n', '5', 'EVAL', REPAIR_PROBE, '1', hash, fence, String(Date.now())),
+      '0',
+    );
+    assert.ok(await store.get(key, Date.now(), false));
+  });
+});
+
+describe('redis store with min-replicas-to-write', () => {
+  it('a write the master refuses for want of replicas (NOREPLICAS) is UNAVAILABLE; reads still work', async () => {
+    const lonely = await startRedis(['--min-replicas-to-write', '1']);
+    const guarded = new RedisStore(
+      redisConfig(lonely.port, prefix),
+      LIMITS,
+      createLogger('silent'),
+    );
+    try {
+      await waitUntilReady(guarded);
+      await assert.rejects(guarded.put(uniqueKey(), draft(), Date.now()), (error: unknown) => {
+        assert.ok(error instanceof SessionError);
+        assert.equal(error.code, ErrorCode.StoreUnavailable);
+        assert.match(String((error.cause as Error).message), /^NOREPLICAS/);
+        return true;
+      });
+      assert.equal(await guarded.get(uniqueKey(), Date.now(), false), null);
+    } finally {
+      await guarded.close();
+      await lonely.dispose();
+    }
+  });
+});

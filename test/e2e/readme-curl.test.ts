@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { startServer, type TestServer } from '../support/server.ts';
+
+// Every curl line of README.md runs as written, in order, through bash: the
+// only change is the address, `localhost:8080` → the test server's HTTP port.
+
+const run = promisify(execFile);
+const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+const shellBlocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1] ?? '');
+const curlLines = shellBlocks.flatMap((block) =>
+  block.split('\n').filter((line) => /^curl\s/.test(line)),
+);
+
+describe('the README curl examples', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(() => server.close());
+
+  it('finds every curl line of the README in a sh block', () => {
+    const everywhere = readme.split('\n').filter((line) => /^\s*curl\s/.test(line));
+    assert.deepEqual(curlLines, everywhere);
+    assert.ok(curlLines.length >= 9, `${curlLines.length} curl lines`);
+  });
+
+  it('each succeeds, as written, against a fresh server', async () => {
+    const address = new URL(server.httpUrl).host;
+    const replies: Array<Record<string, unknown>> = [];
+    for (const line of curlLines) {
+      assert.ok(line.includes('localhost:8080'), line);
+      const command = line.replaceAll('localhost:8080', address);
+      const { stdout } = await run('bash', ['-c', command], { timeout: 10_000 });
+      const reply = JSON.parse(stdout) as Record<string, unknown>;
+      assert.equal(reply.code, undefined, `${line}\n→ ${stdout}`);
+      replies.push(reply);
+    }
+    const [created, named, read, patched, touched, consumed, deleted, , rotated] = replies;
+    assert.match(String(created?.sessionKey), /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(named?.sessionKey, 'order-42');
+    assert.equal(read?.ttlSeconds, '900');
+    assert.deepEqual(patched?.attributes, { orderId: 'by0x' });
+    assert.equal(patched?.version, '2');
+    assert.ok(Number(touched?.expiresAtUnixMs) > Date.now() + 500_000);
+    assert.equal(consumed?.sessionKey, 'order-42');
+    assert.deepEqual(deleted, { deleted: false });
+    assert.notEqual(rotated?.sessionKey, 'login-7');
+  });
+});
