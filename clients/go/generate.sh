@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Generates the Go messages and gRPC stubs in sessionmanager/ from every
-# .proto file under the repository's proto/, with Debian bookworm's protoc
+# Generates the Go messages and gRPC stubs in sessionmanager/ from the
+# service's .proto files (proto/sessionmanager/; proto/grpc/ holds copies of
+# gRPC's own health and reflection protos, which Go takes from grpc-go), with
+# Debian bookworm's protoc
 # (3.21.12), protoc-gen-go (1.28.1) and protoc-gen-go-grpc (grpc-go 1.33.3).
 # Where the code goes comes from each file's go_package, relative to the
 # module path in go.mod.
@@ -29,7 +31,7 @@ generate() {
   local out="$1"
   (
     cd "$repo"
-    mapfile -t protos < <(find proto -name '*.proto' | sort)
+    mapfile -t protos < <(find proto/sessionmanager -name '*.proto' | sort)
     protoc -I proto \
       --go_out="$out" --go_opt=module="$module" \
       --go-grpc_out="$out" --go-grpc_opt=module="$module" \
