@@ -275,3 +275,14 @@ describe('the local stack (compose.yaml)', () => {
     assert.match(compose, /read_only: true/);
   });
 });
+
+describe('docs/deploy.md', () => {
+  it("creates the standalone Redis's users file with the ACL of docs/security.md", () => {
+    const security = readFileSync('docs/security.md', 'utf8');
+    const documented = /ACL SETUSER sessionmanager on >PASSWORD (.*)\n/.exec(security)?.[1];
+    const deploy = readFileSync('docs/deploy.md', 'utf8');
+    const usersFile = /\buser sessionmanager on >\$REDIS_PASSWORD (.*)\n/.exec(deploy)?.[1];
+    assert.ok(usersFile, 'docs/deploy.md writes the service user into users.acl');
+    assert.equal(usersFile, documented);
+  });
+});
