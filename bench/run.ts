@@ -422,7 +422,7 @@ function machine(): string {
   const redisVersion = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim();
   return [
     `- CPU: ${os.cpus()[0]?.model ?? 'unknown'} × ${os.availableParallelism()}; memory ${Math.round(os.totalmem() / 2 ** 30)} GiB; ${os.type()} ${os.release()}`,
-    `- Node ${process.version}; ${redisVersion.split(' ').slice(0, 3).join(' ')}; Go reference: ${hasGo ? GO_DIR : 'absent'}`,
+    `- Node ${process.version}; ${redisVersion.split(' ').slice(0, 3).join(' ')}; Go reference: ${hasGo ? 'built (`GO_REFERENCE`)' : 'absent'}`,
     `- ${ROUNDS} round(s) of ${WARMUP_S} s warm-up + ${DURATION_S} s measured per cell, targets alternating; payload ${PAYLOAD} B × 2 + 2 attributes of 16 B; ${CONNS === 1 ? 'one HTTP/2 connection' : `${CONNS} HTTP/2 connections`} (Go loadgen); load generator: ${hasGo ? 'Go loadgen for set/get/mixed, ' : ''}bench/loadgen.ts (worker threads, grpc-js) otherwise`,
   ].join('\n');
 }

@@ -121,7 +121,7 @@ const ENV = z.object({
   SHUTDOWN_GRACE: duration(0).default(10_000),
   GRPC_TRANSPORT: z.enum(['lean', 'grpc-js']).default('lean'),
   // 1 by default: on a 2-core box shared with Redis and the clients, 2 workers
-  // measured no faster than 1 (bench/RESULTS.md). `auto` uses every core.
+  // measured no faster than 1 (docs/performance.md). `auto` uses every core.
   WORKERS: z.union([z.literal('auto'), integer(1, 256)]).default(1),
   SESSION_TTL: duration(1000).default(15 * 60_000),
   SESSION_MAX_TTL: duration(1000).default(24 * 3_600_000),

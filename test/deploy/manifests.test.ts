@@ -261,10 +261,10 @@ function config(manifests: Manifest[]): Manifest {
 }
 
 describe('the local stack (compose.yaml)', () => {
-  it("gives the service the README's least-privilege ACL, and the deployment's redis.conf", () => {
-    const readme = readFileSync('README.md', 'utf8');
-    const documented = /ACL SETUSER sessionmanager on >PASSWORD (.*)\n/.exec(readme)?.[1];
-    assert.ok(documented, 'the README documents the ACL');
+  it("gives the service the least-privilege ACL of docs/security.md, and the deployment's redis.conf", () => {
+    const security = readFileSync('docs/security.md', 'utf8');
+    const documented = /ACL SETUSER sessionmanager on >PASSWORD (.*)\n/.exec(security)?.[1];
+    assert.ok(documented, 'docs/security.md documents the ACL');
     const compose = readFileSync('compose.yaml', 'utf8');
     const local = /'user sessionmanager on >\S+ (.*)'/.exec(compose)?.[1];
     assert.equal(local, documented);
@@ -273,5 +273,16 @@ describe('the local stack (compose.yaml)', () => {
       /\.\/deploy\/kubernetes\/redis\/redis\.conf:\/etc\/redis\/redis\.conf:ro/,
     );
     assert.match(compose, /read_only: true/);
+  });
+});
+
+describe('docs/deploy.md', () => {
+  it("creates the standalone Redis's users file with the ACL of docs/security.md", () => {
+    const security = readFileSync('docs/security.md', 'utf8');
+    const documented = /ACL SETUSER sessionmanager on >PASSWORD (.*)\n/.exec(security)?.[1];
+    const deploy = readFileSync('docs/deploy.md', 'utf8');
+    const usersFile = /\buser sessionmanager on >\$REDIS_PASSWORD (.*)\n/.exec(deploy)?.[1];
+    assert.ok(usersFile, 'docs/deploy.md writes the service user into users.acl');
+    assert.equal(usersFile, documented);
   });
 });

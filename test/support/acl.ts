@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createClient, ErrorReply } from '@redis/client';
 
 /**
- * The least-privilege Redis ACL of the service, as the README documents it.
+ * The least-privilege Redis ACL of the service, as docs/security.md documents it.
  * Every command the service sends, directly or from its Lua scripts (Redis
  * checks a script's commands against the caller's ACL), and nothing else.
  */

@@ -21,7 +21,7 @@ import { openTopologyStores, startCluster, type TestCluster } from '../support/t
 
 let cluster: TestCluster;
 let store: RedisStore;
-/** The same cluster as the least-privilege ACL user (README, Redis least privilege). */
+/** The same cluster as the least-privilege ACL user (docs/security.md, Redis least privilege). */
 let aclStore: RedisStore;
 let closeStores: (() => Promise<void>) | undefined;
 const prefix = `cluster-${process.pid}:`;

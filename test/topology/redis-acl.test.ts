@@ -23,10 +23,12 @@ import { startServer } from '../support/server.ts';
 import { draft, LIMITS, storeContract, uniqueKey } from '../support/store-contract.ts';
 
 /**
- * The least-privilege ACL the README documents, on a real redis-server: the
+ * The least-privilege ACL docs/security.md documents, on a real redis-server: the
  * whole store contract passes as that user, nothing it did was denied, and
  * what lies outside the ACL is refused.
  */
+
+const SECURITY_DOC = new URL('../../docs/security.md', import.meta.url);
 
 let redis: TestRedis;
 let store: RedisStore;
@@ -59,8 +61,8 @@ after(async () => {
 storeContract('redis store as the least-privilege ACL user', () => ({ store, now: Date.now }));
 
 describe('the documented Redis ACL', () => {
-  it('the README documents exactly these rules', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  it('docs/security.md documents exactly these rules', () => {
+    const doc = readFileSync(SECURITY_DOC, 'utf8');
     const rules = [
       'resetkeys',
       '~sessionmanager:*',
@@ -70,17 +72,17 @@ describe('the documented Redis ACL', () => {
       ...SETINFO_COMMANDS,
     ];
     assert.ok(
-      readme.includes(`ACL SETUSER sessionmanager on >PASSWORD ${rules.join(' ')}\n`),
-      'README: the standalone/Sentinel ACL line differs from test/support/acl.ts',
+      doc.includes(`ACL SETUSER sessionmanager on >PASSWORD ${rules.join(' ')}\n`),
+      'docs/security.md: the standalone/Sentinel ACL line differs from test/support/acl.ts',
     );
     assert.ok(
-      readme.includes(`${rules.join(' ')} ${CLUSTER_COMMANDS.join(' ')}\n`),
-      'README: the Cluster ACL line differs from test/support/acl.ts',
+      doc.includes(`${rules.join(' ')} ${CLUSTER_COMMANDS.join(' ')}\n`),
+      'docs/security.md: the Cluster ACL line differs from test/support/acl.ts',
     );
   });
 
-  it('the README documents the sentinel user', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  it('docs/security.md documents the sentinel user', () => {
+    const doc = readFileSync(SECURITY_DOC, 'utf8');
     const rules = [
       'resetchannels',
       'allchannels',
@@ -89,8 +91,8 @@ describe('the documented Redis ACL', () => {
       ...SETINFO_COMMANDS,
     ];
     assert.ok(
-      readme.includes(`ACL SETUSER sessionmanager on >PASSWORD ${rules.join(' ')}\n`),
-      'README: the sentinel ACL line differs from test/support/acl.ts',
+      doc.includes(`ACL SETUSER sessionmanager on >PASSWORD ${rules.join(' ')}\n`),
+      'docs/security.md: the sentinel ACL line differs from test/support/acl.ts',
     );
   });
 
