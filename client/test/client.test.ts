@@ -233,7 +233,8 @@ describe('deadlines and cancellation', () => {
       const started = Date.now();
       await assert.rejects(client.getSession({ sessionKey: 'k' }), { code: 'DEADLINE_EXCEEDED' });
       const elapsed = Date.now() - started;
-      assert.ok(elapsed >= 190 && elapsed < 1000, `${elapsed} ms`);
+      // Room for a busy machine above the 200 ms deadline, far below a hang.
+      assert.ok(elapsed >= 190 && elapsed < 3000, `${elapsed} ms`);
     } finally {
       client.close();
     }
@@ -246,7 +247,7 @@ describe('deadlines and cancellation', () => {
       await assert.rejects(client.consumeSession({ sessionKey: 'k' }, { deadlineMs: 100 }), {
         code: 'DEADLINE_EXCEEDED',
       });
-      assert.ok(Date.now() - started < 1000);
+      assert.ok(Date.now() - started < 3000, 'the 100 ms deadline, not the 60 s default');
     } finally {
       client.close();
     }

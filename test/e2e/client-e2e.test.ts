@@ -310,7 +310,8 @@ for (const storeName of ['memory', 'redis'] as const) {
             rejectsWith('DEADLINE_EXCEEDED'),
           );
           const elapsed = Date.now() - started;
-          assert.ok(elapsed >= 190 && elapsed < 900, `${elapsed} ms`);
+          // Room for a busy machine above the 200 ms deadline, far below a hang.
+          assert.ok(elapsed >= 190 && elapsed < 3000, `${elapsed} ms`);
 
           const controller = new AbortController();
           const pending = sessions.getSession({ sessionKey }, { signal: controller.signal });

@@ -154,8 +154,9 @@ describe('the fence: no write applies after its caller was told it failed', () =
   it('a write that never left fails at once when Redis is unreachable', async () => {
     const store = await openStore();
     const down = await FaultProxy.start(1);
+    // A long command timeout puts the fence 6 s away, far beyond what a busy machine adds.
     const unreachable = new RedisStore(
-      { ...redisConfig(down.port, prefix), commandTimeoutMs: TIMEOUT_MS },
+      { ...redisConfig(down.port, prefix), commandTimeoutMs: 8000 },
       LIMITS,
       createLogger('silent'),
     );
@@ -163,8 +164,8 @@ describe('the fence: no write applies after its caller was told it failed', () =
       const started = Date.now();
       const outcome = await settled(unreachable.put(uniqueKey(), draft(), started));
       assert.equal(outcome.ok, false);
-      // Its fence is 750 ms away: it did not wait for it.
-      assert.ok(outcome.at - started < 500, `took ${outcome.at - started} ms`);
+      // It did not wait for its fence.
+      assert.ok(outcome.at - started < 3000, `took ${outcome.at - started} ms`);
     } finally {
       await unreachable.close();
       await down.close();

@@ -163,7 +163,8 @@ describe('outage: Redis stopped under load', () => {
       during.filter((r) => r.code === status.UNAVAILABLE).length > CALLERS,
       'the outage failed calls fast with UNAVAILABLE',
     );
-    assert.ok(notServingMs < 1500, `NOT_SERVING after ${notServingMs} ms`);
+    // About a second (a probe every 500 ms, a command timeout): 5 s leaves room for a busy machine.
+    assert.ok(notServingMs < 5000, `NOT_SERVING after ${notServingMs} ms`);
     assert.ok(servingMs < 5000, `SERVING ${servingMs} ms after Redis returned`);
     assert.ok(firstOk - returnedAt < 5000, `first OK ${firstOk - returnedAt} ms after`);
     assert.ok(memory.growthMb < 64, `RSS grew ${round(memory.growthMb)} MB`);
