@@ -167,7 +167,7 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
   };
 }
 
-function createTransport(resolved: ResolvedOptions<unknown, unknown, unknown>): Transport {
+export function createTransport(resolved: ResolvedOptions<unknown, unknown, unknown>): Transport {
   if (resolved.transport === 'grpc-js') {
     return new GrpcJsTransport(resolved.targets, resolved.credentials, resolved.channelOptions);
   }
