@@ -181,7 +181,12 @@ export class LeanTransport implements Transport {
     if (error.code === Status.DEADLINE_EXCEEDED && !('grpc-status' in error.metadata)) {
       return deadlineError(error);
     }
-    return fromCallFailure(error, 'grpc-status' in error.metadata, subchannel.authority);
+    return fromCallFailure(
+      error,
+      'grpc-status' in error.metadata,
+      subchannel.authority,
+      error.metadata['x-request-id'],
+    );
   }
 }
 
