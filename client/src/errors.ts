@@ -19,7 +19,9 @@ export const sessionErrorCodes = [
 
 export type SessionErrorCode = (typeof sessionErrorCodes)[number];
 
-export interface SessionErrorOptions extends ErrorOptions {
+export interface SessionErrorOptions {
+  /** What the transport, the codec or the abort reported. */
+  cause?: unknown;
   /** The server's x-request-id for the failed call. */
   requestId?: string | undefined;
 }
