@@ -14,7 +14,12 @@ const DEADLINE_MS = 400;
 /** How late past its deadline a call may settle on a busy machine. */
 const MARGIN_MS = 1500;
 
-function frame(type: number, flags: number, stream: number, payload = Buffer.alloc(0)): Buffer {
+function frame(
+  type: number,
+  flags: number,
+  stream: number,
+  payload: Buffer = Buffer.alloc(0),
+): Buffer {
   const header = Buffer.alloc(9);
   header.writeUIntBE(payload.length, 0, 3);
   header[3] = type;
