@@ -155,7 +155,9 @@ for (const [name, start, skip] of servers) {
         const read = await Promise.all(
           keys.map(({ sessionKey }) => client.getSession({ sessionKey })),
         );
-        read.forEach((session, i) => assert.equal(session?.fleetListRequest?.from, `p${i}`));
+        read.forEach((session, i) => {
+          assert.equal(session?.fleetListRequest?.from, `p${i}`);
+        });
       });
 
       test('update, touch, consume and rotate', { skip: false }, async (t) => {
