@@ -1,5 +1,8 @@
-import { channelPool } from './channels.ts';
 import { SessionError } from './errors.ts';
+import { GrpcJsTransport } from './grpc-js-transport.ts';
+import { LeanTransport } from './lean/lean-transport.ts';
+import type { TlsMaterial as ClientTls } from './lean/pool.ts';
+import { targetGroup } from './lean/targets.ts';
 import {
   fromWireSession,
   fromWireSetResult,
@@ -7,8 +10,16 @@ import {
   toWireTouch,
   toWireUpdate,
 } from './messages.ts';
-import { type ClientOptions, positive, resolveOptions } from './options.ts';
+import {
+  type ClientOptions,
+  defaults,
+  positive,
+  type ResolvedOptions,
+  resolveOptions,
+  toFields,
+} from './options.ts';
 import { withRetries } from './retry.ts';
+import type { Transport } from './transport.ts';
 import type {
   CallOptions,
   DeleteSessionResult,
@@ -22,7 +33,6 @@ import type {
   TouchSessionResult,
   UpdateSessionInput,
 } from './types.ts';
-import { unaryCall } from './unary.ts';
 import { type WireMethod, wireMethods } from './wire.ts';
 
 export interface SessionClient<Req = unknown, Res = unknown, Attr = unknown> {
@@ -68,9 +78,9 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
   options: ClientOptions<Req, Res, Attr>,
 ): SessionClient<Req, Res, Attr> {
   const resolved = resolveOptions(options);
-  const methods = wireMethods();
+  const methods = wireMethods;
   const { codecs } = resolved;
-  const channels = channelPool(resolved.targets, resolved.credentials, resolved.channelOptions);
+  const transport = createTransport(resolved);
   let closed = false;
 
   async function invoke<Request, Response>(
@@ -82,13 +92,20 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
     const deadlineMs = positive('deadlineMs', callOptions.deadlineMs ?? resolved.deadlineMs);
     const deadline = Date.now() + deadlineMs;
     const { signal } = callOptions;
+    const perCall = callOptions.metadata === undefined ? undefined : toFields(callOptions.metadata);
     return withRetries(
       async () => {
         const metadata = await resolved.metadata();
         if (closed) {
           throw new SessionError('CANCELLED', 'the client has been closed');
         }
-        return unaryCall(channels.pick(), method, request, metadata, deadline, signal);
+        return transport.call(
+          method,
+          request,
+          perCall === undefined ? metadata : [...metadata, ...perCall],
+          deadline,
+          signal,
+        );
       },
       { policy: retryable ? resolved.retry : undefined, deadline, signal },
     );
@@ -145,9 +162,34 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
 
     close() {
       closed = true;
-      channels.close();
+      transport.close();
     },
   };
+}
+
+export function createTransport(resolved: ResolvedOptions<unknown, unknown, unknown>): Transport {
+  if (resolved.transport === 'grpc-js') {
+    return new GrpcJsTransport(resolved.targets, resolved.credentials, resolved.channelOptions);
+  }
+  const credentials = resolved.credentials;
+  return new LeanTransport(
+    resolved.targets.map((target) => targetGroup(target, defaults.port)),
+    {
+      tls: credentials === undefined ? undefined : (credentials as ClientTls),
+      connection: {
+        maxHeaderListBytes: 64 * 1024,
+        streamWindowBytes: 1024 * 1024,
+        connectionWindowBytes: 16 * 1024 * 1024,
+        keepalive: resolved.keepalive,
+        handshakeTimeoutMs: 20_000,
+      },
+      initialBackoffMs: resolved.backoff.initialBackoffMs,
+      maxBackoffMs: resolved.backoff.maxBackoffMs,
+      dnsRefreshMs: resolved.dnsRefreshMs,
+      connectTimeoutMs: 20_000,
+      maxResponseBytes: resolved.maxResponseBytes,
+    },
+  );
 }
 
 async function nullIfNotFound<T>(call: Promise<T>): Promise<T | null> {

@@ -1,6 +1,8 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { type ChannelCredentials, type ChannelOptions, credentials, Metadata } from '@grpc/grpc-js';
+import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
+import type { HeaderFields } from '../../src/wire/http2/hpack.ts';
 import { type Codec, jsonCodec } from './codec.ts';
+import type { TlsMaterial } from './lean/pool.ts';
 import type { Codecs } from './messages.ts';
 import type { RetryPolicy } from './retry.ts';
 
@@ -35,12 +37,15 @@ export interface KeepaliveOptions {
   timeoutMs?: number;
 }
 
+/** `'lean'` (the default): the package's own HTTP/2 client. `'grpc-js'`: @grpc/grpc-js. */
+export type TransportName = 'lean' | 'grpc-js';
+
 export type ClientOptions<Req = unknown, Res = unknown, Attr = unknown> = TargetOptions & {
   /** Default deadline of every call, retries included. Never infinite. */
   deadlineMs?: number;
   /** Retry policy for calls that are safe to repeat; false disables retries. */
   retries?: Partial<RetryPolicy> | false;
-  /** grpc-js channel credentials, or TLS material; insecure when omitted. */
+  /** TLS material; a grpc-js ChannelCredentials with transport 'grpc-js'; insecure when omitted. */
   credentials?: ChannelCredentials | TlsOptions;
   metadata?: MetadataOption;
   keepalive?: KeepaliveOptions;
@@ -50,15 +55,26 @@ export type ClientOptions<Req = unknown, Res = unknown, Attr = unknown> = Target
     fleetListResponse?: Codec<Res>;
     attributes?: Codec<Attr>;
   };
+  /** Which implementation of gRPC carries the calls. */
+  transport?: TransportName;
+  /** The largest response accepted, in bytes; a larger one fails with RESOURCE_EXHAUSTED. */
+  maxResponseBytes?: number;
+  /** How often DNS names are resolved again (also after a connection fails). Lean transport only. */
+  dnsRefreshMs?: number;
 };
 
 export const defaults = Object.freeze({
   port: 6027,
   deadlineMs: 5000,
   retries: Object.freeze({ maxAttempts: 3, initialBackoffMs: 50, maxBackoffMs: 1000 }),
+  transport: 'lean' as TransportName,
+  maxResponseBytes: 4 * 1024 * 1024,
+  dnsRefreshMs: 30_000,
+  keepaliveTimeoutMs: 20_000,
 });
 
 export interface ResolvedOptions<Req, Res, Attr> {
+  transport: TransportName;
   /**
    * One gRPC target per channel. Several only for `addresses` that one
    * grpc-js target cannot express (several hostnames, or IPv4 and IPv6
@@ -67,15 +83,27 @@ export interface ResolvedOptions<Req, Res, Attr> {
   targets: string[];
   deadlineMs: number;
   retry: RetryPolicy | undefined;
-  credentials: ChannelCredentials;
+  /** Reconnect backoff, the retry policy's (its defaults when retries are off). */
+  backoff: RetryPolicy;
+  /** TLS material, or grpc-js credentials (transport 'grpc-js' only); undefined for plaintext. */
+  credentials: ChannelCredentials | TlsMaterial | undefined;
+  keepalive: { timeMs: number; timeoutMs: number } | undefined;
+  maxResponseBytes: number;
+  dnsRefreshMs: number;
   channelOptions: ChannelOptions;
-  metadata: () => Promise<Metadata>;
+  metadata: () => Promise<HeaderFields>;
   codecs: Codecs<Req, Res, Attr>;
 }
 
 export function resolveOptions<Req, Res, Attr>(
   options: ClientOptions<Req, Res, Attr>,
 ): ResolvedOptions<Req, Res, Attr> {
+  const transport = options.transport ?? defaults.transport;
+  if (transport !== 'lean' && transport !== 'grpc-js') {
+    throw new TypeError(
+      `sessionmanager client: transport must be 'lean' or 'grpc-js', got ${JSON.stringify(transport)}`,
+    );
+  }
   const retry = resolveRetry(options.retries);
   // grpc-js waits 1 s (growing to 120 s) before reconnecting to a server that
   // went away, and fails calls fast meanwhile: retries would find no
@@ -85,17 +113,17 @@ export function resolveOptions<Req, Res, Attr>(
     'grpc.initial_reconnect_backoff_ms': backoff.initialBackoffMs,
     'grpc.max_reconnect_backoff_ms': backoff.maxBackoffMs,
   };
+  let keepalive: ResolvedOptions<Req, Res, Attr>['keepalive'];
   if (options.keepalive !== undefined) {
-    channelOptions['grpc.keepalive_time_ms'] = positive(
-      'keepalive.timeMs',
-      options.keepalive.timeMs,
-    );
-    if (options.keepalive.timeoutMs !== undefined) {
-      channelOptions['grpc.keepalive_timeout_ms'] = positive(
+    keepalive = {
+      timeMs: positive('keepalive.timeMs', options.keepalive.timeMs),
+      timeoutMs: positive(
         'keepalive.timeoutMs',
-        options.keepalive.timeoutMs,
-      );
-    }
+        options.keepalive.timeoutMs ?? defaults.keepaliveTimeoutMs,
+      ),
+    };
+    channelOptions['grpc.keepalive_time_ms'] = keepalive.timeMs;
+    channelOptions['grpc.keepalive_timeout_ms'] = keepalive.timeoutMs;
   }
   const targets = resolveTargets(options);
   if (options.addresses !== undefined) {
@@ -104,10 +132,18 @@ export function resolveOptions<Req, Res, Attr>(
     channelOptions['grpc.service_config'] = ROUND_ROBIN;
   }
   return {
+    transport,
     targets,
     deadlineMs: positive('deadlineMs', options.deadlineMs ?? defaults.deadlineMs),
     retry,
-    credentials: resolveCredentials(options.credentials),
+    backoff,
+    credentials: resolveCredentials(options.credentials, transport),
+    keepalive,
+    maxResponseBytes: positive(
+      'maxResponseBytes',
+      options.maxResponseBytes ?? defaults.maxResponseBytes,
+    ),
+    dnsRefreshMs: positive('dnsRefreshMs', options.dnsRefreshMs ?? defaults.dnsRefreshMs),
     channelOptions,
     metadata: resolveMetadata(options.metadata),
     codecs: {
@@ -259,9 +295,10 @@ function resolveRetry(retries: Partial<RetryPolicy> | false | undefined): RetryP
 
 function resolveCredentials(
   option: ChannelCredentials | TlsOptions | undefined,
-): ChannelCredentials {
+  transport: TransportName,
+): ChannelCredentials | TlsMaterial | undefined {
   if (option === undefined) {
-    return credentials.createInsecure();
+    return undefined;
   }
   if ('tls' in option) {
     const { ca, cert, key } = option.tls;
@@ -270,22 +307,49 @@ function resolveCredentials(
         'sessionmanager client: credentials.tls needs both cert and key, or neither',
       );
     }
-    return credentials.createSsl(asBuffer(ca), asBuffer(key), asBuffer(cert));
+    return { ca: asBuffer(ca), cert: asBuffer(cert), key: asBuffer(key) };
+  }
+  if (transport !== 'grpc-js') {
+    throw new TypeError(
+      "sessionmanager client: grpc-js ChannelCredentials need transport: 'grpc-js'; give credentials: { tls: { ca, cert, key } } instead",
+    );
   }
   return option;
 }
 
-function asBuffer(pem: string | Buffer | undefined): Buffer | null {
-  return pem === undefined ? null : Buffer.from(pem);
+function asBuffer(pem: string | Buffer | undefined): Buffer | undefined {
+  return pem === undefined ? undefined : Buffer.from(pem);
 }
 
-function resolveMetadata(option: MetadataOption | undefined): () => Promise<Metadata> {
-  return async () => {
-    const headers = typeof option === 'function' ? await option() : option;
-    const metadata = new Metadata();
-    for (const [name, value] of Object.entries(headers ?? {})) {
-      metadata.set(name, value);
+/** Header names a caller may not set: HTTP/2 and gRPC use them. */
+const RESERVED =
+  /^(:|grpc-)|^(content-type|te|user-agent|connection|host|transfer-encoding|keep-alive|upgrade)$/;
+const HEADER_NAME = /^[0-9a-z_.-]+$/;
+const HEADER_VALUE = /^[\x20-\x7e]*$/;
+
+/** The metadata as header fields, checked: lowercase names, printable ASCII values. */
+function resolveMetadata(option: MetadataOption | undefined): () => Promise<HeaderFields> {
+  if (option === undefined) return async () => [];
+  if (typeof option !== 'function') {
+    const fields = toFields(option);
+    return async () => fields;
+  }
+  return async () => toFields(await option());
+}
+
+export function toFields(headers: Headers | undefined): HeaderFields {
+  const fields: Array<readonly [string, string]> = [];
+  for (const [given, value] of Object.entries(headers ?? {})) {
+    const name = given.toLowerCase();
+    if (!HEADER_NAME.test(name) || RESERVED.test(name)) {
+      throw new TypeError(`sessionmanager client: metadata cannot carry the header "${given}"`);
     }
-    return metadata;
-  };
+    if (typeof value !== 'string' || !HEADER_VALUE.test(value)) {
+      throw new TypeError(
+        `sessionmanager client: the value of metadata "${given}" must be a string of printable ASCII`,
+      );
+    }
+    fields.push([name, value]);
+  }
+  return fields;
 }

@@ -7,6 +7,8 @@ export interface CallOptions {
   deadlineMs?: number;
   /** Aborting cancels the call in flight and any pending retry (code CANCELLED). */
   signal?: AbortSignal;
+  /** Headers for this call only, after the client's `metadata` (e.g. x-request-id). */
+  metadata?: Readonly<Record<string, string>>;
 }
 
 export interface SetSessionInput<Req, Res, Attr> {

@@ -1,8 +1,20 @@
-import { fileURLToPath } from 'node:url';
-import { type AnyDefinition, loadSync, type ServiceDefinition } from '@grpc/proto-loader';
+import {
+  bytesSize,
+  EMPTY_BYTES,
+  int64Size,
+  LENGTH_DELIMITED,
+  lengthDelimitedSize,
+  readFields,
+  readStringBytesEntry,
+  VARINT,
+  Writer,
+} from '../../src/wire/protobuf.ts';
 
-// The snake_case messages as proto-loader reads and writes them. This module is
-// the only place that trusts proto-loader's untyped objects.
+// The messages of proto/sessionmanager/v1/sessionmanager.proto as the client
+// sends and reads them: snake_case objects, encoded and decoded by hand with
+// the protobuf reader and writer the server uses (src/wire/protobuf.ts).
+// Requests are encoded with their 5-byte gRPC prefix when `framed`; fields
+// holding their default are omitted, as proto3 does.
 
 export interface WireSessionData {
   session_key: string;
@@ -69,9 +81,12 @@ export interface WireRotateSessionKeyResponse {
 }
 
 export interface WireMethod<Request, Response> {
+  /** The gRPC path, /sessionmanager.v1.SessionManagerService/Name. */
   path: string;
-  requestSerialize(value: Request): Buffer;
-  responseDeserialize(bytes: Buffer): Response;
+  /** The request message; with `framed`, preceded by the 5-byte gRPC prefix. */
+  encode(value: Request, framed: boolean): Buffer;
+  /** Throws ProtobufError for a malformed message. */
+  decode(bytes: Buffer): Response;
 }
 
 export interface WireMethods {
@@ -84,56 +99,193 @@ export interface WireMethods {
   RotateSessionKey: WireMethod<WireKeyRequest, WireRotateSessionKeyResponse>;
 }
 
-/** The package's own copy of the contract, next to `src/` and `dist/` alike. */
-export const protoPath = fileURLToPath(
-  new URL('../proto/sessionmanager/v1/sessionmanager.proto', import.meta.url),
-);
+const SERVICE = '/sessionmanager.v1.SessionManagerService/';
 
-const serviceName = 'sessionmanager.v1.SessionManagerService';
+const asBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
-let loaded: WireMethods | undefined;
+const stringSize = (length: number) => (length === 0 ? 0 : lengthDelimitedSize(length));
 
-/** Parses the proto once, on first use, so importing the package stays cheap. */
-export function wireMethods(): WireMethods {
-  loaded ??= loadMethods();
-  return loaded;
-}
-
-function loadMethods(): WireMethods {
-  const definition = loadSync(protoPath, {
-    keepCase: true,
-    // Timestamps in ms and versions stay far below 2^53.
-    longs: Number,
-    // Responses carry every field, so an empty bytes field reads as an empty Buffer.
-    defaults: true,
-  });
-  const service = definition[serviceName];
-  if (!isService(service)) {
-    throw new Error(`${protoPath} does not define the service ${serviceName}`);
+/** A map<string, bytes> field, sized: each entry with its name's byte length and its own size. */
+function mapEntries(map: Record<string, Uint8Array>): {
+  size: number;
+  entries: Array<[string, number, Buffer, number]>;
+} {
+  let size = 0;
+  const entries: Array<[string, number, Buffer, number]> = [];
+  for (const name of Object.keys(map)) {
+    const value = asBuffer(map[name] as Uint8Array);
+    const nameLength = Buffer.byteLength(name);
+    const entryLength = lengthDelimitedSize(nameLength) + lengthDelimitedSize(value.length);
+    entries.push([name, nameLength, value, entryLength]);
+    size += lengthDelimitedSize(entryLength);
   }
-  const method = <Request, Response>(name: keyof WireMethods): WireMethod<Request, Response> => {
-    const found = service[name];
-    if (found === undefined) {
-      throw new Error(`${protoPath} does not define ${serviceName}/${name}`);
-    }
-    const { path, requestSerialize, responseDeserialize } = found;
-    return {
-      path,
-      requestSerialize: (value) => requestSerialize(value as object),
-      responseDeserialize: (bytes) => responseDeserialize(bytes) as Response,
-    };
-  };
-  return {
-    SetSession: method('SetSession'),
-    GetSession: method('GetSession'),
-    UpdateSession: method('UpdateSession'),
-    TouchSession: method('TouchSession'),
-    ConsumeSession: method('ConsumeSession'),
-    DeleteSession: method('DeleteSession'),
-    RotateSessionKey: method('RotateSessionKey'),
-  };
+  return { size, entries };
 }
 
-function isService(definition: AnyDefinition | undefined): definition is ServiceDefinition {
-  return definition !== undefined && !('format' in definition);
+function writeEntries(w: Writer, field: number, entries: Array<[string, number, Buffer, number]>) {
+  for (const [name, nameLength, value, entryLength] of entries) {
+    w.tag(field, LENGTH_DELIMITED);
+    w.varint(entryLength);
+    w.string(1, name, nameLength);
+    w.bytes(2, value);
+  }
 }
+
+function encodeSet(value: WireSetSessionRequest, framed: boolean): Buffer {
+  const keyLength = Buffer.byteLength(value.session_key);
+  const request = asBuffer(value.fleet_list_request);
+  const response = asBuffer(value.fleet_list_response);
+  const attributes = mapEntries(value.attributes);
+  const w = new Writer(
+    stringSize(keyLength) +
+      bytesSize(request) +
+      bytesSize(response) +
+      attributes.size +
+      int64Size(value.ttl_seconds),
+    framed,
+  );
+  if (keyLength !== 0) w.string(1, value.session_key, keyLength);
+  if (request.length !== 0) w.bytes(2, request);
+  if (response.length !== 0) w.bytes(3, response);
+  writeEntries(w, 4, attributes.entries);
+  w.int64(5, value.ttl_seconds);
+  return w.buf;
+}
+
+function encodeGet(value: WireGetSessionRequest, framed: boolean): Buffer {
+  const keyLength = Buffer.byteLength(value.session_key);
+  const w = new Writer(stringSize(keyLength) + (value.touch ? 2 : 0), framed);
+  if (keyLength !== 0) w.string(1, value.session_key, keyLength);
+  w.bool(2, value.touch);
+  return w.buf;
+}
+
+function encodeUpdate(value: WireUpdateSessionRequest, framed: boolean): Buffer {
+  const keyLength = Buffer.byteLength(value.session_key);
+  // `optional` fields are sent when present, even empty or 0.
+  const request = value.fleet_list_request && asBuffer(value.fleet_list_request);
+  const response = value.fleet_list_response && asBuffer(value.fleet_list_response);
+  const attributes = mapEntries(value.set_attributes);
+  const removed = value.remove_attributes.map((name) => [name, Buffer.byteLength(name)] as const);
+  const expected = value.expected_version;
+  let size =
+    stringSize(keyLength) +
+    (request ? lengthDelimitedSize(request.length) : 0) +
+    (response ? lengthDelimitedSize(response.length) : 0) +
+    attributes.size +
+    (expected === undefined ? 0 : expected === 0 ? 2 : int64Size(expected)) +
+    int64Size(value.ttl_seconds);
+  for (const [, length] of removed) size += lengthDelimitedSize(length);
+  const w = new Writer(size, framed);
+  if (keyLength !== 0) w.string(1, value.session_key, keyLength);
+  if (request) w.bytes(2, request);
+  if (response) w.bytes(3, response);
+  writeEntries(w, 4, attributes.entries);
+  for (const [name, length] of removed) w.string(5, name, length);
+  if (expected === 0) {
+    w.tag(6, VARINT);
+    w.varint(0);
+  } else if (expected !== undefined) w.int64(6, expected);
+  w.int64(7, value.ttl_seconds);
+  return w.buf;
+}
+
+function encodeTouch(value: WireTouchSessionRequest, framed: boolean): Buffer {
+  const keyLength = Buffer.byteLength(value.session_key);
+  const w = new Writer(stringSize(keyLength) + int64Size(value.ttl_seconds), framed);
+  if (keyLength !== 0) w.string(1, value.session_key, keyLength);
+  w.int64(2, value.ttl_seconds);
+  return w.buf;
+}
+
+function encodeKey(value: WireKeyRequest, framed: boolean): Buffer {
+  const keyLength = Buffer.byteLength(value.session_key);
+  const w = new Writer(stringSize(keyLength), framed);
+  if (keyLength !== 0) w.string(1, value.session_key, keyLength);
+  return w.buf;
+}
+
+function decodeSession(bytes: Buffer): WireSessionData {
+  const session: WireSessionData = {
+    session_key: '',
+    fleet_list_request: EMPTY_BYTES,
+    fleet_list_response: EMPTY_BYTES,
+    attributes: {},
+    ttl_seconds: 0,
+    expires_at_unix_ms: 0,
+    version: 0,
+    created_at_unix_ms: 0,
+  };
+  const attributes = new Map<string, Buffer>();
+  readFields(bytes, (reader, number, wireType) => {
+    if (wireType === LENGTH_DELIMITED) {
+      if (number === 1) session.session_key = reader.string('session_key');
+      else if (number === 2) session.fleet_list_request = reader.bytes();
+      else if (number === 3) session.fleet_list_response = reader.bytes();
+      else if (number === 4) readStringBytesEntry(reader, 'attributes', attributes);
+      else return false;
+      return true;
+    }
+    if (wireType !== VARINT) return false;
+    if (number === 5) session.ttl_seconds = reader.int64();
+    else if (number === 6) session.expires_at_unix_ms = reader.int64();
+    else if (number === 7) session.version = reader.int64();
+    else if (number === 8) session.created_at_unix_ms = reader.int64();
+    else return false;
+    return true;
+  });
+  // fromEntries defines own properties, so a name like "__proto__" stays data.
+  session.attributes = Object.fromEntries(attributes);
+  return session;
+}
+
+/** SetSessionResponse and RotateSessionKeyResponse: the same fields and numbers. */
+function decodeKeyVersion(bytes: Buffer): WireSetSessionResponse {
+  const reply = { session_key: '', expires_at_unix_ms: 0, version: 0 };
+  readFields(bytes, (reader, number, wireType) => {
+    if (number === 1 && wireType === LENGTH_DELIMITED)
+      reply.session_key = reader.string('session_key');
+    else if (number === 2 && wireType === VARINT) reply.expires_at_unix_ms = reader.int64();
+    else if (number === 3 && wireType === VARINT) reply.version = reader.int64();
+    else return false;
+    return true;
+  });
+  return reply;
+}
+
+function decodeTouch(bytes: Buffer): WireTouchSessionResponse {
+  const reply = { expires_at_unix_ms: 0 };
+  readFields(bytes, (reader, number, wireType) => {
+    if (number !== 1 || wireType !== VARINT) return false;
+    reply.expires_at_unix_ms = reader.int64();
+    return true;
+  });
+  return reply;
+}
+
+function decodeDelete(bytes: Buffer): WireDeleteSessionResponse {
+  const reply = { deleted: false };
+  readFields(bytes, (reader, number, wireType) => {
+    if (number !== 1 || wireType !== VARINT) return false;
+    reply.deleted = reader.bool();
+    return true;
+  });
+  return reply;
+}
+
+const method = <Request, Response>(
+  name: string,
+  encode: (value: Request, framed: boolean) => Buffer,
+  decode: (bytes: Buffer) => Response,
+): WireMethod<Request, Response> => Object.freeze({ path: SERVICE + name, encode, decode });
+
+export const wireMethods: WireMethods = Object.freeze({
+  SetSession: method('SetSession', encodeSet, decodeKeyVersion),
+  GetSession: method('GetSession', encodeGet, decodeSession),
+  UpdateSession: method('UpdateSession', encodeUpdate, decodeSession),
+  TouchSession: method('TouchSession', encodeTouch, decodeTouch),
+  ConsumeSession: method('ConsumeSession', encodeKey, decodeSession),
+  DeleteSession: method('DeleteSession', encodeKey, decodeDelete),
+  RotateSessionKey: method('RotateSessionKey', encodeKey, decodeKeyVersion),
+});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { protoPath } from '../src/wire.ts';
+import { protoPath } from './scripted-server.ts';
 
 test('the packaged proto is a byte-identical copy of the contract', () => {
   const contract = new URL('../../proto/sessionmanager/v1/sessionmanager.proto', import.meta.url);

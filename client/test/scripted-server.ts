@@ -1,5 +1,7 @@
 // A tiny in-process gRPC server that answers every call with whatever the test
 // scripts, and records what it received. It tests the client, not the service.
+
+import { fileURLToPath } from 'node:url';
 import {
   type Metadata,
   Server,
@@ -10,7 +12,11 @@ import {
   status,
 } from '@grpc/grpc-js';
 import { loadSync, type ServiceDefinition } from '@grpc/proto-loader';
-import { protoPath } from '../src/wire.ts';
+
+/** The package's own copy of the contract. */
+export const protoPath = fileURLToPath(
+  new URL('../proto/sessionmanager/v1/sessionmanager.proto', import.meta.url),
+);
 
 export type MethodName =
   | 'SetSession'

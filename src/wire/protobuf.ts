@@ -191,8 +191,9 @@ export function varintSize(value: number): number {
 
 /** A length-delimited field of `length` bytes with a one-byte tag (field numbers 1-15). */
 export const lengthDelimitedSize = (length: number) => 1 + varintSize(length) + length;
-/** An int64 field with a one-byte tag; 0 (the default) is omitted. */
-export const int64Size = (value: number) => (value === 0 ? 0 : 1 + varintSize(value));
+/** An int64 field with a one-byte tag; 0 (the default) is omitted, a negative value takes 10 bytes. */
+export const int64Size = (value: number) =>
+  value === 0 ? 0 : value < 0 ? 11 : 1 + varintSize(value);
 /** A bytes field with a one-byte tag; empty (the default) is omitted. */
 export const bytesSize = (value: Buffer) =>
   value.length === 0 ? 0 : lengthDelimitedSize(value.length);
@@ -242,11 +243,29 @@ export class Writer {
     this.pos += this.buf.write(value, this.pos, byteLength, 'utf8');
   }
 
-  /** Omitted when 0, the proto3 default. */
+  /** Omitted when 0, the proto3 default. A negative value is its 64-bit two's complement. */
   int64(fieldNumber: number, value: number): void {
     if (value === 0) return;
     this.tag(fieldNumber, VARINT);
-    this.varint(value);
+    if (value > 0) {
+      this.varint(value);
+      return;
+    }
+    // Two 32-bit halves of 2^64 + value; the varint is then always 10 bytes.
+    let hi = Math.floor(value / TWO_32) >>> 0;
+    let lo = (value - Math.floor(value / TWO_32) * TWO_32) >>> 0;
+    for (let i = 0; i < 9; i++) {
+      this.buf[this.pos++] = (lo & 0x7f) | 0x80;
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>>= 7;
+    }
+    this.buf[this.pos++] = lo & 0x01;
+  }
+
+  bool(fieldNumber: number, value: boolean): void {
+    if (!value) return;
+    this.tag(fieldNumber, VARINT);
+    this.buf[this.pos++] = 1;
   }
 }
 

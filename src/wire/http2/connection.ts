@@ -1,6 +1,9 @@
 import type { Socket } from 'node:net';
 import { SocketBatch } from '../socket-batch.ts';
 import type { BufferBudget } from './buffer-budget.ts';
+import { ReceiveWindow } from './flow-control.ts';
+import { FrameReader, OVERSIZE, STOPPED, unpad } from './frame-reader.ts';
+import { FrameWriter, uint32 } from './frame-writer.ts';
 import {
   DEFAULT_HEADER_TABLE_SIZE,
   DEFAULT_MAX_FRAME,
@@ -9,7 +12,6 @@ import {
   FRAME_HEADER_BYTES,
   FrameType,
   H2Error,
-  MAX_FRAME_SIZE_LIMIT,
   MAX_WINDOW,
   PREFACE,
   Setting,
@@ -25,6 +27,7 @@ import {
 } from './hpack.ts';
 import { FIXED_LIMITS, type Http2Limits, RateBudget } from './limits.ts';
 import { OpenStreams } from './open-streams.ts';
+import { applyHeaderTableSize, readSettings } from './settings.ts';
 import { H2Stream, ignoreStream } from './stream.ts';
 
 /**
@@ -107,14 +110,13 @@ export class Http2Connection {
   readonly #encoder = new HpackEncoder(INDEXED_RESPONSE_FIELDS, HEADER_TABLE_BYTES);
   readonly #streams = new OpenStreams<H2Stream>();
   readonly #output: SocketBatch;
+  readonly #writer: FrameWriter;
+  readonly #reader = new FrameReader(MAX_RECEIVE_FRAME);
   readonly #createdAt = Date.now();
 
   // --- Reading state ---
   #prefaceMatched = 0;
   #settingsSeen = false;
-  /** A frame begun in an earlier chunk: its bytes so far, in a buffer of its final size once the header is known. */
-  #partial: Buffer | undefined;
-  #partialFill = 0;
   /** The rest of a chunk left for the next turn (fairness), while the socket is paused. */
   #deferredInput: Buffer | undefined;
   #readPausedForBacklog = false;
@@ -140,8 +142,7 @@ export class Http2Connection {
   #peerMaxFrame = DEFAULT_MAX_FRAME;
   #sendWindow = DEFAULT_WINDOW;
   /** What the peer may still send on the connection. */
-  #receiveWindow = DEFAULT_WINDOW;
-  #receiveUnacknowledged = 0;
+  readonly #receiveWindow: ReceiveWindow;
   /** Request bytes held for handlers that have not taken them. */
   #buffered = 0;
   /** Streams with data waiting for window, in the order they blocked (an array, for the reason OpenStreams gives). */
@@ -187,6 +188,15 @@ export class Http2Connection {
     this.#limits = options.limits;
     this.#resets = new RateBudget(this.#limits.resetBurst, this.#limits.resetsPerSecond);
     this.#output = new SocketBatch(socket, MAX_UNSENT_HARD_BYTES, () => this.#afterFlush());
+    this.#writer = new FrameWriter(this.#output);
+    // Window goes back in batches of a quarter, but at once while the peer
+    // could not send one whole request: a request is held until it is
+    // complete, so window kept back could leave the next one unable to finish.
+    this.#receiveWindow = new ReceiveWindow(
+      DEFAULT_WINDOW,
+      this.#limits.connectionWindowBytes / 4,
+      options.initialWindowSize,
+    );
     options.bufferBudget.register(this);
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('drain', () => this.#afterFlush());
@@ -241,22 +251,9 @@ export class Http2Connection {
     const block = Object.isFrozen(fields)
       ? this.#encoder.encodeConstant(fields)
       : this.#encoder.encode(fields);
-    // One HEADERS frame up to the peer's frame size, then CONTINUATION frames.
-    const max = this.#peerMaxFrame;
-    const flags = endStream ? Flag.END_STREAM : 0;
-    if (block.length <= max)
-      this.#frame(FrameType.HEADERS, flags | Flag.END_HEADERS, stream.id, block);
-    else {
-      this.#frame(FrameType.HEADERS, flags, stream.id, block.subarray(0, max));
-      for (let at = max; at < block.length; at += max) {
-        const last = at + max >= block.length;
-        this.#frame(
-          FrameType.CONTINUATION,
-          last ? Flag.END_HEADERS : 0,
-          stream.id,
-          block.subarray(at, at + max),
-        );
-      }
+    if (!this.#destroyed) {
+      this.#sentSincePing = true;
+      this.#writer.headers(stream.id, block, endStream, this.#peerMaxFrame);
     }
     if (endStream) this.#localEnd(stream);
   }
@@ -474,81 +471,19 @@ export class Http2Connection {
    * handlers of requests the chunk completed start once all of it is handled.
    */
   #parse(chunk: Buffer, start: number): void {
-    let at = start;
-    let frames = 0;
-    if (this.#partial !== undefined) {
-      at = this.#fillPartial(chunk, at);
-      const partial = this.#partial;
-      if (partial === undefined || this.#partialFill < partial.length) {
-        this.#startReady();
-        return;
-      }
-      this.#partial = undefined;
-      if (!this.#handleFrame(partial, 0)) return;
-      frames++;
+    const stop = this.#reader.read(chunk, start, FIXED_LIMITS.framesPerTurn, this.#onFrame);
+    if (stop === STOPPED) return;
+    if (stop === OVERSIZE) {
+      this.#fail(H2Error.FRAME_SIZE_ERROR);
+      return;
     }
-    while (at < chunk.length && !this.#destroyed) {
-      if (frames === FIXED_LIMITS.framesPerTurn) {
-        // The handlers wait for the rest of the read too: a reset in it still cancels them.
-        this.#deferRest(chunk.subarray(at));
-        return;
-      }
-      const left = chunk.length - at;
-      if (left < FRAME_HEADER_BYTES) {
-        this.#partial = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-        this.#partialFill = chunk.copy(this.#partial, 0, at);
-        break;
-      }
-      const length = chunk.readUIntBE(at, 3);
-      if (length > MAX_RECEIVE_FRAME) {
-        this.#fail(H2Error.FRAME_SIZE_ERROR);
-        return;
-      }
-      const end = at + FRAME_HEADER_BYTES + length;
-      if (end > chunk.length) {
-        this.#partial = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
-        this.#partialFill = chunk.copy(this.#partial, 0, at);
-        break;
-      }
-      if (!this.#handleFrame(chunk, at)) return;
-      at = end;
-      frames++;
-    }
-    this.#startReady();
+    // The handlers wait for the rest of the read too: a reset in it still cancels them.
+    if (stop < chunk.length) this.#deferRest(chunk.subarray(stop));
+    else this.#startReady();
   }
 
-  /** Copies bytes of `chunk` into the frame being assembled; returns where the chunk's unused bytes begin. */
-  #fillPartial(chunk: Buffer, at: number): number {
-    let partial = this.#partial as Buffer;
-    if (this.#partialFill < FRAME_HEADER_BYTES) {
-      const copied = chunk.copy(
-        partial,
-        this.#partialFill,
-        at,
-        at + FRAME_HEADER_BYTES - this.#partialFill,
-      );
-      this.#partialFill += copied;
-      at += copied;
-      if (this.#partialFill < FRAME_HEADER_BYTES) return at;
-      const length = partial.readUIntBE(0, 3);
-      if (length > MAX_RECEIVE_FRAME) {
-        this.#partial = undefined;
-        this.#fail(H2Error.FRAME_SIZE_ERROR);
-        return chunk.length;
-      }
-      const whole = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
-      partial.copy(whole, 0, 0, FRAME_HEADER_BYTES);
-      this.#partial = partial = whole;
-    }
-    const copied = chunk.copy(
-      partial,
-      this.#partialFill,
-      at,
-      at + partial.length - this.#partialFill,
-    );
-    this.#partialFill += copied;
-    return at + copied;
-  }
+  readonly #onFrame = (input: Buffer, at: number): boolean =>
+    this.#handleFrame(input, at) && !this.#destroyed;
 
   #deferRest(rest: Buffer): void {
     this.#deferredInput = rest;
@@ -701,8 +636,7 @@ export class Http2Connection {
 
   #onData(flags: number, streamId: number, payload: Buffer): boolean {
     if (streamId === 0) return this.#fail(H2Error.PROTOCOL_ERROR);
-    if (payload.length > this.#receiveWindow) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
-    this.#receiveWindow -= payload.length;
+    if (!this.#receiveWindow.take(payload.length)) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
     const body = unpad(flags, payload);
     if (body === undefined) return this.#fail(H2Error.PROTOCOL_ERROR);
     const endStream = (flags & Flag.END_STREAM) !== 0;
@@ -752,23 +686,10 @@ export class Http2Connection {
     return true;
   }
 
-  /**
-   * Gives the peer back connection window for bytes we no longer hold, in
-   * batches of a quarter of the window, but at once while what the peer may
-   * send is less than one whole request: a request is held until it is
-   * complete, so window kept back could leave the next one unable to finish.
-   */
+  /** Gives the peer back connection window for bytes we no longer hold. */
   #acknowledge(bytes: number): void {
-    if (bytes === 0) return;
-    this.#receiveUnacknowledged += bytes;
-    if (
-      this.#receiveUnacknowledged >= this.#limits.connectionWindowBytes / 4 ||
-      this.#receiveWindow < this.#options.initialWindowSize
-    ) {
-      this.#windowUpdate(0, this.#receiveUnacknowledged);
-      this.#receiveWindow += this.#receiveUnacknowledged;
-      this.#receiveUnacknowledged = 0;
-    }
+    const increment = this.#receiveWindow.release(bytes);
+    if (increment > 0) this.#writer.windowUpdate(0, increment);
   }
 
   #releaseBuffered(stream: H2Stream, bytes: number): void {
@@ -973,30 +894,12 @@ export class Http2Connection {
       return this.#fail(H2Error.ENHANCE_YOUR_CALM);
     }
     this.#settingsSeen = true;
-    let initialWindow = -1;
-    for (let at = 0; at < payload.length; at += 6) {
-      const id = payload.readUInt16BE(at);
-      const value = payload.readUInt32BE(at + 2);
-      switch (id) {
-        case Setting.HEADER_TABLE_SIZE:
-          this.#encoder.setPeerTableSize(value);
-          break;
-        case Setting.ENABLE_PUSH:
-          if (value > 1) return this.#fail(H2Error.PROTOCOL_ERROR);
-          break;
-        case Setting.INITIAL_WINDOW_SIZE:
-          if (value > MAX_WINDOW) return this.#fail(H2Error.FLOW_CONTROL_ERROR);
-          initialWindow = value;
-          break;
-        case Setting.MAX_FRAME_SIZE:
-          if (value < DEFAULT_MAX_FRAME || value > MAX_FRAME_SIZE_LIMIT) {
-            return this.#fail(H2Error.PROTOCOL_ERROR);
-          }
-          this.#peerMaxFrame = value;
-          break;
-        // MAX_CONCURRENT_STREAMS limits pushes, which we never make; the rest is advisory.
-      }
-    }
+    const settings = readSettings(payload);
+    if (typeof settings === 'number') return this.#fail(settings);
+    applyHeaderTableSize(settings, this.#encoder);
+    if (settings.maxFrameSize >= 0) this.#peerMaxFrame = settings.maxFrameSize;
+    // MAX_CONCURRENT_STREAMS limits pushes, which we never make; the rest is advisory.
+    const initialWindow = settings.initialWindowSize;
     // Only the last INITIAL_WINDOW_SIZE of a frame matters: the streams are walked once per frame.
     if (initialWindow >= 0 && initialWindow !== this.#peerInitialWindow) {
       const delta = initialWindow - this.#peerInitialWindow;
@@ -1048,7 +951,7 @@ export class Http2Connection {
     this.#output.flush();
     this.#destroyed = true;
     this.#deferredInput = undefined;
-    this.#partial = undefined;
+    this.#reader.reset();
     this.#socket.destroySoon();
     // A peer that does not read would keep the GOAWAY, and the socket, forever.
     setTimeout(() => this.#socket.destroy(), FAILED_LINGER_MS).unref();
@@ -1092,36 +995,24 @@ export class Http2Connection {
       [Setting.INITIAL_WINDOW_SIZE, this.#options.initialWindowSize],
       [Setting.MAX_HEADER_LIST_SIZE, FIXED_LIMITS.maxHeaderListBytes],
     ];
-    const settings = Buffer.allocUnsafe(entries.length * 6);
-    entries.forEach(([id, value], index) => {
-      settings.writeUInt16BE(id, index * 6);
-      settings.writeUInt32BE(value, index * 6 + 2);
-    });
-    this.#frame(FrameType.SETTINGS, 0, 0, settings);
+    this.#writer.settings(entries);
     const raise = this.#limits.connectionWindowBytes - DEFAULT_WINDOW;
     if (raise > 0) {
-      this.#windowUpdate(0, raise);
-      this.#receiveWindow += raise;
+      this.#writer.windowUpdate(0, raise);
+      this.#receiveWindow.raise(raise);
     }
   }
 
   #goaway(code: number): void {
-    const payload = Buffer.allocUnsafe(8);
-    payload.writeUInt32BE(this.#lastStreamId, 0);
-    payload.writeUInt32BE(code, 4);
-    this.#frame(FrameType.GOAWAY, 0, 0, payload);
+    if (!this.#destroyed) this.#writer.goaway(this.#lastStreamId, code);
   }
 
   #rstStream(streamId: number, code: number): void {
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(code, 0);
-    this.#control(FrameType.RST_STREAM, 0, streamId, payload);
+    this.#control(FrameType.RST_STREAM, 0, streamId, uint32(code));
   }
 
   #windowUpdate(streamId: number, increment: number): void {
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(increment, 0);
-    this.#frame(FrameType.WINDOW_UPDATE, 0, streamId, payload);
+    if (!this.#destroyed) this.#writer.windowUpdate(streamId, increment);
   }
 
   /**
@@ -1140,16 +1031,7 @@ export class Http2Connection {
   #frame(type: number, flags: number, streamId: number, payload: Buffer | undefined): void {
     if (this.#destroyed) return;
     if (type === FrameType.DATA || type === FrameType.HEADERS) this.#sentSincePing = true;
-    const length = payload ? payload.length : 0;
-    const at = this.#output.claim(FRAME_HEADER_BYTES);
-    const arena = this.#output.arena;
-    arena[at] = length >>> 16;
-    arena[at + 1] = (length >>> 8) & 0xff;
-    arena[at + 2] = length & 0xff;
-    arena[at + 3] = type;
-    arena[at + 4] = flags;
-    arena.writeUInt32BE(streamId, at + 5);
-    if (payload) this.#output.append(payload);
+    this.#writer.frame(type, flags, streamId, payload);
   }
 }
 
@@ -1170,13 +1052,4 @@ function isValidRequest(headers: Record<string, string>, pseudoCount: number): b
   if (known !== pseudoCount) return false;
   const path = headers[':path'];
   return headers[':method'] !== undefined && headers[':scheme'] !== undefined && !!path;
-}
-
-/** The payload of a frame that may be PADDED, without the padding; undefined when malformed. */
-function unpad(flags: number, payload: Buffer): Buffer | undefined {
-  if ((flags & Flag.PADDED) === 0) return payload;
-  if (payload.length === 0) return undefined;
-  const padding = payload[0] as number;
-  if (padding >= payload.length) return undefined;
-  return payload.subarray(1, payload.length - padding);
 }
