@@ -349,6 +349,34 @@ describe('HTTP/2 connection layer: what a peer sees across streams', () => {
     }
   });
 
+  it('a client with 64 KiB windows and 256 calls in flight gets every reply', async () => {
+    // 256 replies of 9 KB owe this client more than it lets us send at once
+    // (grpc-js keeps nghttp2's 64 KiB windows). New streams must wait for
+    // window, not be refused: grpc-js retries a refusal at once, and the
+    // refusals once added up to a GOAWAY ENHANCE_YOUR_CALM.
+    const client = rawClient(server.address);
+    const payload = Buffer.alloc(4500, 3);
+    try {
+      await client.call('SetSession', {
+        session_key: 'wide-reply',
+        fleet_list_request: payload,
+        fleet_list_response: payload,
+      });
+      const failures: string[] = [];
+      const caller = async () => {
+        for (let call = 0; call < 10; call++) {
+          await client
+            .call('GetSession', { session_key: 'wide-reply' }, { deadlineMs: 30_000 })
+            .catch((error: Error) => failures.push(error.message));
+        }
+      };
+      await Promise.all(Array.from({ length: 256 }, caller));
+      assert.deepEqual(failures.slice(0, 3), []);
+    } finally {
+      client.close();
+    }
+  });
+
   it('h2load with a 1024-byte header table gets no error', {
     skip:
       !existsSync('/usr/bin/h2load') && 'h2load is not installed (apt-get install nghttp2-client)',

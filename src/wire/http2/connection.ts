@@ -781,15 +781,6 @@ export class Http2Connection {
     if (active >= this.#limits.maxConcurrentStreams) {
       return this.#refuse(streamId, H2Error.REFUSED_STREAM);
     }
-    if (this.#pendingBytes > this.#limits.maxUnsentBytes) {
-      // The peer does not open its windows for what we owe it: no new work
-      // until it does. Not a reset it caused: closing the connection for it
-      // would only free what it holds for it to fill again on a new one; the
-      // write-stall timeout drops it instead.
-      this.#rstStream(streamId, H2Error.REFUSED_STREAM);
-      this.#rememberClosed(streamId);
-      return this.#spendEmptyFrame();
-    }
     const stream = new H2Stream(
       streamId,
       this,
