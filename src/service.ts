@@ -20,6 +20,12 @@ export interface UpdateSessionInput extends SessionChange {
   readonly sessionKey: string;
 }
 
+/** ConsumeSession and DeleteSession: the key, and the version the session must be at. */
+export interface ConditionalKeyInput {
+  readonly sessionKey: string;
+  readonly expectedVersion?: number;
+}
+
 export type StoredSession = Session & { readonly sessionKey: string };
 
 /**
@@ -106,14 +112,25 @@ export class SessionService {
     return expiresAtMs;
   }
 
-  async consume(sessionKey: string, scope: CallScope = UNSCOPED): Promise<StoredSession> {
-    const session = await this.#store.consume(checkKey(sessionKey), this.#now(), scope);
+  async consume(input: ConditionalKeyInput, scope: CallScope = UNSCOPED): Promise<StoredSession> {
+    const { sessionKey, expectedVersion } = input;
+    const session = await this.#store.consume(
+      checkKey(sessionKey),
+      this.#now(),
+      expectedVersion,
+      scope,
+    );
     if (!session) throw notFound();
     return { sessionKey, ...session };
   }
 
-  async delete(sessionKey: string, scope: CallScope = UNSCOPED): Promise<boolean> {
-    return this.#store.delete(checkKey(sessionKey), this.#now(), scope);
+  async delete(input: ConditionalKeyInput, scope: CallScope = UNSCOPED): Promise<boolean> {
+    return this.#store.delete(
+      checkKey(input.sessionKey),
+      this.#now(),
+      input.expectedVersion,
+      scope,
+    );
   }
 
   /** Moves the session to a new generated key; the old key is gone. NOT_FOUND when absent. */

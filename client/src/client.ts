@@ -6,6 +6,7 @@ import { targetGroup } from './lean/targets.ts';
 import {
   fromWireSession,
   fromWireSetResult,
+  toWireConditionalKey,
   toWireSet,
   toWireTouch,
   toWireUpdate,
@@ -22,6 +23,7 @@ import { withRetries } from './retry.ts';
 import type { Transport } from './transport.ts';
 import type {
   CallOptions,
+  ConditionalKeyInput,
   DeleteSessionResult,
   GetSessionInput,
   RotateSessionKeyResult,
@@ -59,11 +61,11 @@ export interface SessionClient<Req = unknown, Res = unknown, Attr = unknown> {
   touchSession(input: TouchSessionInput, options?: CallOptions): Promise<TouchSessionResult>;
   /** Reads and deletes in one step; null when absent (or already consumed). Never retried. */
   consumeSession(
-    input: SessionKeyInput,
+    input: ConditionalKeyInput,
     options?: CallOptions,
   ): Promise<Session<Req, Res, Attr> | null>;
   /** Deletes the session; `deleted` is false when there was none. Retried. */
-  deleteSession(input: SessionKeyInput, options?: CallOptions): Promise<DeleteSessionResult>;
+  deleteSession(input: ConditionalKeyInput, options?: CallOptions): Promise<DeleteSessionResult>;
   /**
    * Moves the session to a new server-generated key and removes the old one,
    * atomically (after a privilege change). Throws NOT_FOUND when it is
@@ -139,13 +141,13 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
     },
 
     async consumeSession(input, callOptions) {
-      const wire = { session_key: input.sessionKey };
+      const wire = toWireConditionalKey(input);
       const found = await nullIfNotFound(invoke(methods.ConsumeSession, wire, false, callOptions));
       return found === null ? null : fromWireSession(found, codecs);
     },
 
     async deleteSession(input, callOptions) {
-      const wire = { session_key: input.sessionKey };
+      const wire = toWireConditionalKey(input);
       const { deleted } = await invoke(methods.DeleteSession, wire, true, callOptions);
       return { deleted };
     },

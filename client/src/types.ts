@@ -82,6 +82,17 @@ export interface SessionKeyInput {
   sessionKey: string;
 }
 
+/** ConsumeSession and DeleteSession. */
+export interface ConditionalKeyInput {
+  sessionKey: string;
+  /**
+   * Consume or delete only if the stored version still equals this (else
+   * CONFLICT, and the session stays): validate at version N, then consume
+   * exactly what was validated.
+   */
+  expectedVersion?: number;
+}
+
 export interface DeleteSessionResult {
   /** False when there was no session to delete. */
   deleted: boolean;

@@ -85,7 +85,7 @@ function operation(method: RpcMethod) {
     summary: method.summary,
     tags: ['sessions'],
     ...(parameters.length > 0 && { parameters }),
-    ...(http.body && { requestBody: { required: true, ...json(http.body) } }),
+    ...(http.body && { requestBody: { required: http.optionalBody !== true, ...json(http.body) } }),
     responses: {
       '200': { description: 'OK', ...json(http.reply) },
       ...errorResponses(method),

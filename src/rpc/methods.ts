@@ -14,6 +14,7 @@ import {
 import type { SessionService, StoredSession } from '../service.ts';
 import type { StatusName } from '../wire/grpc-status.ts';
 import {
+  decodeConditionalKey,
   decodeGetSession,
   decodeSessionKey,
   decodeSetSession,
@@ -53,6 +54,7 @@ export const messages = {
     ttlSeconds: int64,
   },
   TouchSessionRequest: { ttlSeconds: int64 },
+  ConditionalRequest: { expectedVersion: optional(int64) },
   SessionData: {
     sessionKey: string,
     fleetListRequest: bytes,
@@ -78,6 +80,8 @@ export interface HttpRoute<Req, Res> {
   readonly path: string;
   /** The body's message; without one the route reads no body. */
   readonly body?: MessageName;
+  /** True when the body may be left out (it then reads as `{}`). */
+  readonly optionalBody?: boolean;
   /** Boolean query flags. */
   readonly flags?: readonly string[];
   readonly request: (key: string, body: never, flags: Readonly<Record<string, boolean>>) => Req;
@@ -195,30 +199,35 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'ConsumeSession',
-    summary: 'Read and delete a session in one atomic step',
-    errors: ['NOT_FOUND'],
-    decode: decodeSessionKey,
+    summary: 'Read and delete a session in one atomic step, optionally only at an expected version',
+    errors: ['NOT_FOUND', 'ABORTED'],
+    decode: decodeConditionalKey,
     encode: encodeSession,
-    call: (service, sessionKey, scope) => service.consume(sessionKey, scope),
+    call: (service, request, scope) => service.consume(request, scope),
     http: {
       verb: 'post',
       path: `${ITEM}:consume`,
-      request: (sessionKey) => sessionKey,
+      body: 'ConditionalRequest',
+      optionalBody: true,
+      request: (sessionKey, body: Body<'ConditionalRequest'>) => ({ ...body, sessionKey }),
       reply: 'SessionData',
       toJson: sessionJson,
     },
   }),
   method({
     name: 'DeleteSession',
-    summary: 'Delete a session; deleting an absent key succeeds with deleted false',
-    errors: [],
-    decode: decodeSessionKey,
+    summary:
+      'Delete a session, optionally only at an expected version; deleting an absent key succeeds with deleted false',
+    errors: ['ABORTED'],
+    decode: decodeConditionalKey,
     encode: encodeDeleteSessionResponse,
-    call: (service, sessionKey, scope) => service.delete(sessionKey, scope),
+    call: (service, request, scope) => service.delete(request, scope),
     http: {
       verb: 'delete',
       path: ITEM,
-      request: (sessionKey) => sessionKey,
+      body: 'ConditionalRequest',
+      optionalBody: true,
+      request: (sessionKey, body: Body<'ConditionalRequest'>) => ({ ...body, sessionKey }),
       reply: 'DeleteSessionResponse',
       toJson: (deleted: boolean) => ({ deleted }),
     },

@@ -60,9 +60,7 @@ export class MemoryStore implements SessionStore {
   async update(key: string, change: SessionChange, nowMs: number): Promise<Session> {
     const session = this.#live(key, nowMs);
     if (!session) throw notFound();
-    if (change.expectedVersion !== undefined && change.expectedVersion !== session.version) {
-      throw versionConflict(change.expectedVersion, session.version);
-    }
+    checkVersion(session, change.expectedVersion);
     const attributes = new Map(session.attributes);
     for (const name of change.removeAttributes) attributes.delete(name);
     for (const [name, value] of change.setAttributes) attributes.set(name, Buffer.from(value));
@@ -103,16 +101,20 @@ export class MemoryStore implements SessionStore {
     return expiresAtMs;
   }
 
-  async consume(key: string, nowMs: number): Promise<Session | null> {
+  async consume(key: string, nowMs: number, expectedVersion?: number): Promise<Session | null> {
     const session = this.#live(key, nowMs);
-    if (session) this.#remove(key);
+    if (!session) return null;
+    checkVersion(session, expectedVersion);
+    this.#remove(key);
     return session;
   }
 
-  async delete(key: string, nowMs: number): Promise<boolean> {
-    const existed = this.#live(key, nowMs) !== null;
+  async delete(key: string, nowMs: number, expectedVersion?: number): Promise<boolean> {
+    const session = this.#live(key, nowMs);
+    if (!session) return false;
+    checkVersion(session, expectedVersion);
     this.#remove(key);
-    return existed;
+    return true;
   }
 
   async rotate(key: string, nextKey: () => string, nowMs: number) {
@@ -184,6 +186,12 @@ export class MemoryStore implements SessionStore {
     for (const [key, entry] of this.#sessions) {
       if (entry.session.expiresAtMs <= nowMs) this.#remove(key);
     }
+  }
+}
+
+function checkVersion(session: Session, expectedVersion: number | undefined): void {
+  if (expectedVersion !== undefined && expectedVersion !== session.version) {
+    throw versionConflict(expectedVersion, session.version);
   }
 }
 

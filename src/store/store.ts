@@ -30,10 +30,21 @@ export interface SessionStore {
   update(key: string, change: SessionChange, nowMs: number, scope?: CallScope): Promise<Session>;
   /** Extends an existing session (0 keeps its ttl); the new expiry, or null when absent. */
   touch(key: string, ttlSeconds: number, nowMs: number, scope?: CallScope): Promise<number | null>;
-  /** Reads and deletes in one step; null when absent. */
-  consume(key: string, nowMs: number, scope?: CallScope): Promise<Session | null>;
-  /** True when a session was deleted. */
-  delete(key: string, nowMs: number, scope?: CallScope): Promise<boolean>;
+  /**
+   * Reads and deletes in one step; null when absent. With `expectedVersion`,
+   * VERSION_CONFLICT (and nothing changes) when the stored version differs.
+   */
+  consume(
+    key: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<Session | null>;
+  /**
+   * True when a session was deleted. With `expectedVersion`, VERSION_CONFLICT
+   * (and nothing changes) when a stored session has another version.
+   */
+  delete(key: string, nowMs: number, expectedVersion?: number, scope?: CallScope): Promise<boolean>;
   /**
    * Moves a session to a new key, atomically: afterwards the old key is
    * absent and the new one holds the same session with the same expiry. The

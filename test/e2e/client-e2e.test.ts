@@ -277,6 +277,23 @@ for (const storeName of ['memory', 'redis'] as const) {
       assert.equal(await sessions.getSession({ sessionKey }), null);
     });
 
+    it('consume and delete with a stale expectedVersion fail with CONFLICT and leave the session', async () => {
+      const sessionKey = `${prefix}.conditional`;
+      await sessions.setSession({ sessionKey, fleetListResponse: quoteResponse });
+      await sessions.updateSession({ sessionKey, setAttributes: { step: 'validated' } });
+      const stale = rejectsWith('CONFLICT', /expected_version: is 1 but the stored version is 2/);
+      await assert.rejects(sessions.consumeSession({ sessionKey, expectedVersion: 1 }), stale);
+      await assert.rejects(
+        sessions.deleteSession({ sessionKey, expectedVersion: 0 }),
+        rejectsWith('CONFLICT', /is 0 but/),
+      );
+      const consumed = await sessions.consumeSession({ sessionKey, expectedVersion: 2 });
+      assert.deepStrictEqual(consumed?.attributes, { step: 'validated' });
+      assert.deepStrictEqual(await sessions.deleteSession({ sessionKey, expectedVersion: 2 }), {
+        deleted: false,
+      });
+    });
+
     it('invalid input fails with INVALID_ARGUMENT naming the field', async () => {
       await assert.rejects(
         sessions.getSession({ sessionKey: 'no spaces allowed' }),

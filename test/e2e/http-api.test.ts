@@ -94,12 +94,17 @@ for (const storeName of ['memory', 'redis'] as const) {
       const read = await call('GET', `/v1/sessions/${key}?touch=true`);
       assert.equal(read.body.ttlSeconds, '600');
 
-      const consumed = await call('POST', `/v1/sessions/${key}:consume`);
+      const stale = await call('POST', `/v1/sessions/${key}:consume`, { expectedVersion: '1' });
+      assert.equal(stale.status, 409, JSON.stringify(stale.body));
+      assert.equal(stale.body.code, 'ABORTED');
+      const consumed = await call('POST', `/v1/sessions/${key}:consume`, { expectedVersion: 2 });
       assert.equal(consumed.status, 200);
       assert.equal(consumed.body.sessionKey, key);
       assert.equal((await call('POST', `/v1/sessions/${key}:consume`)).status, 404);
 
       await call('POST', '/v1/sessions', { sessionKey: 'order:42' });
+      const kept = await call('DELETE', '/v1/sessions/order:42', { expectedVersion: '5' });
+      assert.equal(kept.status, 409, JSON.stringify(kept.body));
       assert.deepEqual((await call('DELETE', '/v1/sessions/order:42')).body, { deleted: true });
       assert.deepEqual((await call('DELETE', '/v1/sessions/order:42')).body, { deleted: false });
     });

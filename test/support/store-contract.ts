@@ -352,6 +352,29 @@ export function storeContract(name: string, harness: () => StoreHarness): void {
       assert.equal(await store.get(key, now(), false), null);
     });
 
+    it('consume with a stale expected_version conflicts and leaves the session; the current one consumes', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now());
+      await store.update(key, change({ fleetListRequest: Buffer.from('v2') }), now());
+      await rejectsWith(store.consume(key, now(), 1), ErrorCode.VersionConflict);
+      assert.equal((await store.get(key, now(), false))?.version, 2);
+      const consumed = await store.consume(key, now(), 2);
+      assert.deepEqual(consumed?.fleetListRequest, Buffer.from('v2'));
+      assert.equal(await store.get(key, now(), false), null);
+      assert.equal(await store.consume(key, now(), 2), null);
+    });
+
+    it('delete with a stale expected_version conflicts and leaves the session; absent is false', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now());
+      await rejectsWith(store.delete(key, now(), 2), ErrorCode.VersionConflict);
+      assert.equal((await store.get(key, now(), false))?.version, 1);
+      assert.equal(await store.delete(key, now(), 1), true);
+      assert.equal(await store.delete(key, now(), 1), false);
+    });
+
     it('keys are case-sensitive and independent', async () => {
       const { store, now } = harness();
       const key = uniqueKey();

@@ -71,7 +71,17 @@ describe('the OpenAPI document', () => {
       '500',
       '503',
     ]);
-    assert.deepEqual(statuses('DeleteSession'), ['200', '400', '401', '403', '500', '503']);
+    assert.deepEqual(statuses('DeleteSession'), ['200', '400', '401', '403', '409', '500', '503']);
+    assert.deepEqual(statuses('ConsumeSession'), [
+      '200',
+      '400',
+      '401',
+      '403',
+      '404',
+      '409',
+      '500',
+      '503',
+    ]);
   });
 
   it('marks what a reply always holds as required, and request bodies reject unknown fields', () => {

@@ -106,7 +106,7 @@ export class RedisStore implements SessionStore {
       String(maxLifetimeMs),
       String(maxBytes),
       String(maxAttributes),
-      change.expectedVersion === undefined ? '' : String(change.expectedVersion),
+      versionArgument(change.expectedVersion),
       String(change.ttlSeconds),
       change.fleetListRequest ? '1' : '0',
       change.fleetListRequest ?? EMPTY,
@@ -151,19 +151,44 @@ export class RedisStore implements SessionStore {
     return reply === ScriptStatus.absent ? null : Number(reply);
   }
 
-  async consume(sessionKey: string, nowMs: number, scope?: CallScope): Promise<Session | null> {
+  async consume(
+    sessionKey: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<Session | null> {
     const key = this.#redisKey(sessionKey);
-    // The script deleted the hash whatever it held: a torn one needs no repair.
-    const session = sessionFrom(
-      await this.#redis.runScript(Scripts.consume, [key], [], scope),
-      nowMs,
+    const reply = await this.#redis.runScript(
+      Scripts.consume,
+      [key],
+      [versionArgument(expectedVersion)],
+      scope,
     );
+    const [status, detail] = asArray(reply);
+    if (status === ScriptStatus.versionConflict)
+      throw versionConflict(expectedVersion ?? 0, Number(detail));
+    // The script deleted the hash whatever it held: a torn one needs no repair.
+    const session = sessionFrom(detail ?? null, nowMs);
     return session === TORN || session === EXPIRED ? null : session;
   }
 
-  async delete(sessionKey: string, _nowMs: number, scope?: CallScope): Promise<boolean> {
+  async delete(
+    sessionKey: string,
+    _nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<boolean> {
     const key = this.#redisKey(sessionKey);
-    return (await this.#redis.runScript(Scripts.delete, [key], [], scope)) === 1;
+    const reply = await this.#redis.runScript(
+      Scripts.delete,
+      [key],
+      [versionArgument(expectedVersion)],
+      scope,
+    );
+    const [status, detail] = asArray(reply);
+    if (status === ScriptStatus.versionConflict)
+      throw versionConflict(expectedVersion ?? 0, Number(detail));
+    return status === 1;
   }
 
   /**
@@ -253,6 +278,10 @@ function internal(problem: string): never {
 function throwNotFound(): never {
   throw notFound();
 }
+
+/** An expected version as the scripts take it: "" for none. */
+const versionArgument = (expectedVersion: number | undefined) =>
+  expectedVersion === undefined ? '' : String(expectedVersion);
 
 function asArray(reply: Reply): Reply[] {
   return Array.isArray(reply) ? reply : internal('unexpected reply shape');
