@@ -95,6 +95,11 @@ export interface RpcMethod<Req = unknown, Res = unknown> {
   readonly summary: string;
   /** Statuses this call can end with besides those every call can (INVALID_ARGUMENT, UNAVAILABLE, the auth ones, INTERNAL). */
   readonly errors: readonly StatusName[];
+  /**
+   * True for the writes that honour an idempotency key: a repeat under the
+   * same key gets the first call's outcome (idempotency.ts).
+   */
+  readonly idempotent?: boolean;
   /** True when this request also needs the write permission (GetSession with touch extends the session). */
   readonly touches?: (request: Req) => boolean;
   readonly decode: (message: Buffer) => Req;
@@ -134,6 +139,7 @@ const ITEM = '/v1/sessions/{key}';
 export const METHODS: readonly RpcMethod[] = [
   method({
     name: 'SetSession',
+    idempotent: true,
     summary: 'Create a session, or replace the whole session stored under its key',
     errors: ['RESOURCE_EXHAUSTED'],
     decode: decodeSetSession,
@@ -167,6 +173,7 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'UpdateSession',
+    idempotent: true,
     summary: 'Merge changes into an existing session, optionally only at an expected version',
     errors: ['NOT_FOUND', 'ABORTED', 'RESOURCE_EXHAUSTED'],
     decode: decodeUpdateSession,
@@ -183,6 +190,7 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'TouchSession',
+    idempotent: true,
     summary: "Extend a session's idle TTL, optionally setting a new one",
     errors: ['NOT_FOUND'],
     decode: decodeTouchSession,
@@ -199,6 +207,7 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'ConsumeSession',
+    idempotent: true,
     summary: 'Read and delete a session in one atomic step, optionally only at an expected version',
     errors: ['NOT_FOUND', 'ABORTED'],
     decode: decodeConditionalKey,
@@ -216,6 +225,7 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'DeleteSession',
+    idempotent: true,
     summary:
       'Delete a session, optionally only at an expected version; deleting an absent key succeeds with deleted false',
     errors: ['ABORTED'],
@@ -234,7 +244,8 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'RotateSessionKey',
-    summary: 'Move a session to a new server-generated key; not safe to retry',
+    idempotent: true,
+    summary: 'Move a session to a new server-generated key; safe to retry with an idempotency key',
     errors: ['NOT_FOUND'],
     decode: decodeSessionKey,
     encode: encodeKeyVersion,

@@ -111,6 +111,10 @@ export class InstrumentedStore implements SessionStore {
     return rotated;
   }
 
+  idempotencySecret(): Promise<Buffer> {
+    return this.#store.idempotencySecret();
+  }
+
   ping(): Promise<void> {
     return this.#measure('ping', () => this.#store.ping());
   }

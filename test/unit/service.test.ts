@@ -12,6 +12,7 @@ const limits: SessionLimits = {
   maxLifetimeMs: 24 * 3_600_000,
   maxBytes: 4096,
   maxAttributes: 16,
+  idempotencyTtlMs: 60_000,
 };
 const store = new MemoryStore(limits, 64 * 1024 * 1024);
 after(() => store.close());
