@@ -98,7 +98,11 @@ export interface NetworkFaults {
    * faults that read the protocol. `connection` is the same object for every
    * chunk of one connection, in order, either way.
    */
-  readonly resetAt?: (connection: object, direction: Direction, bytes: Buffer) => number | undefined;
+  readonly resetAt?: (
+    connection: object,
+    direction: Direction,
+    bytes: Buffer,
+  ) => number | undefined;
 }
 
 interface Chunk {

@@ -17,12 +17,19 @@
 //   RESOURCE_EXHAUSTED  the session would exceed SESSION_MAX_BYTES
 //   NOT_FOUND           the session does not exist or has expired
 //   ABORTED             expected_version differs from the stored version
+//   FAILED_PRECONDITION the idempotency key was used for a different request
 //   UNAVAILABLE         the store (Redis) cannot be reached; safe to retry reads
 //   DEADLINE_EXCEEDED   the call's deadline passed before the store answered
 //   UNAUTHENTICATED     tokens are configured and the `authorization: Bearer
 //                       <token>` metadata is missing, malformed or unknown
 //   PERMISSION_DENIED   the token's permission does not cover the call (a
 //                       "read" token may only GetSession without touch)
+//
+// Every write (all but GetSession) takes an idempotency key in the metadata
+// `idempotency-key` (1-255 visible ASCII characters): a repeat of the key
+// within the server's IDEMPOTENCY_TTL gets the first call's outcome (the same
+// generated key, consumed session or error) and changes nothing, so a caller
+// may retry any write after a lost reply.
 
 package sessionmanager
 

@@ -49,8 +49,9 @@ type SessionManagerServiceClient interface {
 	// moves the session to it and removes the old key, in one atomic step.
 	// Afterwards the old key is NOT_FOUND everywhere and the new one holds the
 	// same data, version, created_at and expiry (rotation is not activity).
-	// NOT_FOUND when the session is absent or expired. Not safe to retry: a
-	// retry after a lost reply finds the old key gone.
+	// NOT_FOUND when the session is absent or expired. Safe to retry only with
+	// an idempotency key: without one, a retry after a lost reply finds the old
+	// key gone.
 	RotateSessionKey(ctx context.Context, in *RotateSessionKeyRequest, opts ...grpc.CallOption) (*RotateSessionKeyResponse, error)
 }
 
@@ -161,8 +162,9 @@ type SessionManagerServiceServer interface {
 	// moves the session to it and removes the old key, in one atomic step.
 	// Afterwards the old key is NOT_FOUND everywhere and the new one holds the
 	// same data, version, created_at and expiry (rotation is not activity).
-	// NOT_FOUND when the session is absent or expired. Not safe to retry: a
-	// retry after a lost reply finds the old key gone.
+	// NOT_FOUND when the session is absent or expired. Safe to retry only with
+	// an idempotency key: without one, a retry after a lost reply finds the old
+	// key gone.
 	RotateSessionKey(context.Context, *RotateSessionKeyRequest) (*RotateSessionKeyResponse, error)
 	mustEmbedUnimplementedSessionManagerServiceServer()
 }
