@@ -6,6 +6,8 @@ export interface Script {
   readonly name: string;
   readonly source: string;
   readonly sha1: string;
+  /** Loaded with lua/idempotency.lua: its three arguments follow the fence. */
+  readonly idempotent: boolean;
 }
 
 const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
@@ -18,12 +20,12 @@ const SESSION = read('session');
 const IDEMPOTENCY = read('idempotency');
 
 function load(name: string, includes: readonly string[] = []): Script {
-  return script(name, [FENCE, ...includes, read(name)]);
+  return script(name, false, [FENCE, ...includes, read(name)]);
 }
 
 /** A write that honours an idempotency key: its body runs inside lua/idempotency.lua's settle(). */
 function loadIdempotent(name: string, includes: readonly string[] = []): Script {
-  return script(name, [
+  return script(name, true, [
     FENCE,
     IDEMPOTENCY,
     ...includes,
@@ -32,9 +34,9 @@ function loadIdempotent(name: string, includes: readonly string[] = []): Script 
   ]);
 }
 
-function script(name: string, parts: readonly string[]): Script {
+function script(name: string, idempotent: boolean, parts: readonly string[]): Script {
   const source = parts.join('\n');
-  return { name, source, sha1: createHash('sha1').update(source).digest('hex') };
+  return { name, source, sha1: createHash('sha1').update(source).digest('hex'), idempotent };
 }
 
 export const Scripts = {
