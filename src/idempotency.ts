@@ -1,4 +1,4 @@
-import { createHmac, hash } from 'node:crypto';
+import { createHash, createHmac, type Hash, hash } from 'node:crypto';
 import { ErrorCode, invalidArgument, SessionError } from './errors.ts';
 
 /**
@@ -51,9 +51,11 @@ export function claimOf(
   method: string,
   request: unknown,
 ): IdempotencyClaim {
+  const fingerprint = createHash('sha256').update(method);
+  digest(fingerprint, request);
   return {
     id: hash('sha256', `${caller}\n${key}`, 'base64url'),
-    fingerprint: hash('sha256', `${method}\n${canonical(request)}`, 'base64url'),
+    fingerprint: fingerprint.digest('base64url'),
   };
 }
 
@@ -75,23 +77,33 @@ export const idempotencyKeyReused = () =>
     `${IDEMPOTENCY_HEADER}: was used for a different request within IDEMPOTENCY_TTL; send a new key for a new request`,
   );
 
-/** A stable text of a decoded request: map entries and object keys sorted, bytes as base64. */
-function canonical(value: unknown): string {
-  if (Buffer.isBuffer(value)) return `b:${value.toString('base64')}`;
-  if (value instanceof Map) {
-    return `m{${[...value]
-      .map(([name, item]) => `${JSON.stringify(name)}:${canonical(item)}`)
-      .sort()
-      .join(',')}}`;
+/**
+ * Feeds a decoded request to `into` in a stable form: each value tagged with
+ * its kind and length, map entries and object keys sorted, bytes as they are
+ * (no copy of a payload is made).
+ */
+function digest(into: Hash, value: unknown): void {
+  if (Buffer.isBuffer(value)) {
+    into.update(`b${value.length}:`).update(value);
+  } else if (value instanceof Map) {
+    const names = [...value.keys()].sort();
+    into.update(`m${names.length}:`);
+    for (const name of names) {
+      digest(into, name);
+      digest(into, value.get(name));
+    }
+  } else if (Array.isArray(value)) {
+    into.update(`a${value.length}:`);
+    for (const item of value) digest(into, item);
+  } else if (value !== null && typeof value === 'object') {
+    const names = Object.keys(value).sort();
+    into.update(`o${names.length}:`);
+    for (const name of names) {
+      digest(into, name);
+      digest(into, (value as Record<string, unknown>)[name]);
+    }
+  } else {
+    const text = String(value);
+    into.update(`${typeof value}${Buffer.byteLength(text)}:${text}`);
   }
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .map(
-        (name) => `${JSON.stringify(name)}:${canonical((value as Record<string, unknown>)[name])}`,
-      )
-      .join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'undefined';
 }
