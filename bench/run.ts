@@ -309,7 +309,12 @@ async function storeOnly(redisPort: number, redisPid: number, op: Op, concurrenc
       commandTimeoutMs: 5000,
       connectTimeoutMs: 2000,
     },
-    { maxLifetimeMs: 86_400_000, maxBytes: 1 << 20, maxAttributes: 1000 },
+    {
+      maxLifetimeMs: 86_400_000,
+      maxBytes: 1 << 20,
+      maxAttributes: 1000,
+      idempotencyTtlMs: 600_000,
+    },
     createLogger('warn'),
   );
   await waitFor('the store', () => store.ping().then(() => true));

@@ -100,6 +100,16 @@ export class Authenticator {
     }
   }
 
+  /**
+   * Who made a call that `check` admitted, for scoping its idempotency key:
+   * the digest of its token (hex), or empty when no tokens are configured.
+   */
+  caller(header: AuthorizationValue): string {
+    if (!this.enabled) return '';
+    const value = typeof header === 'string' ? header : (header?.[0] ?? '');
+    return digestToken(BEARER.exec(value)?.[1] ?? '').toString('hex');
+  }
+
   /** Authenticates and authorizes one call; a no-op when no tokens are configured. */
   check(header: AuthorizationValue, method: SessionMethod, touch = false): void {
     if (!this.enabled) return;

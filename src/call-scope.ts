@@ -1,3 +1,5 @@
+import type { IdempotencyClaim } from './idempotency.ts';
+
 /**
  * What a store may know of the call it works for: when its caller stops
  * waiting, and whether it already has (the stream was reset, the connection
@@ -11,6 +13,24 @@ export interface CallScope {
   readonly deadlineMs: number;
   /** True once the caller has gone away or has been given its outcome. */
   readonly cancelled: boolean;
+  /**
+   * Present when the caller sent an idempotency key with a write: the store
+   * then records the write's outcome with it, or returns the one recorded.
+   */
+  readonly idempotency?: IdempotencyClaim;
+}
+
+/** The scope of a call that sent an idempotency key; reads `scope` live, as the transports' scopes are. */
+export function claimedScope(scope: CallScope, idempotency: IdempotencyClaim): CallScope {
+  return {
+    get deadlineMs() {
+      return scope.deadlineMs;
+    },
+    get cancelled() {
+      return scope.cancelled;
+    },
+    idempotency,
+  };
 }
 
 /** For work that serves no caller with a deadline (tests, the CLI's direct store use). */

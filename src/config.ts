@@ -53,6 +53,7 @@ export interface SessionLimits {
   readonly maxLifetimeMs: number;
   readonly maxBytes: number;
   readonly maxAttributes: number;
+  readonly idempotencyTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -73,6 +74,13 @@ export function parseDuration(text: string): number | undefined {
   const unit = UNIT_MS[match[2] ?? 's'] ?? 1000;
   const ms = amount * unit;
   return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+/** No braces, or a non-empty hash tag at the first "{": the idempotency records' tags rely on it (keys.ts). */
+function tagged(prefix: string): boolean {
+  const open = prefix.indexOf('{');
+  if (open < 0) return !prefix.includes('}');
+  return prefix.indexOf('}', open + 1) > open + 1;
 }
 
 const duration = (minMs: number) =>
@@ -128,6 +136,12 @@ const ENV = z.object({
   SESSION_MAX_LIFETIME: duration(1000).default(24 * 3_600_000),
   SESSION_MAX_BYTES: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
   SESSION_MAX_ATTRIBUTES: integer(1, 100_000).default(1000),
+  // Ten minutes: far past any one call's retries (seconds, within its
+  // deadline), long enough for a caller that crashed mid-booking to restart
+  // and repeat its step with the same key, and short enough that the copies
+  // of consumed sessions the records hold stay a small multiple of the
+  // sessions themselves (docs/guarantees.md).
+  IDEMPOTENCY_TTL: duration(1000).default(10 * 60_000),
   MEMORY_MAX_BYTES: integer(1024 * 1024, Number.MAX_SAFE_INTEGER).default(256 * 1024 * 1024),
   REDIS_HOST: z.string().min(1).optional(),
   REDIS_PORT: integer(1, 65535).default(6379),
@@ -140,7 +154,14 @@ const ENV = z.object({
   REDIS_SENTINEL_USERNAME: z.string().min(1).optional(),
   REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
   REDIS_CLUSTER_NODES: nodeList.optional(),
-  REDIS_KEY_PREFIX: z.string().max(64).default('sessionmanager:'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .max(64)
+    .refine(tagged, {
+      message:
+        'a prefix with "{" or "}" must hold a Redis Cluster hash tag: "{", then at least one character, then "}" (keys.ts)',
+    })
+    .default('sessionmanager:'),
   REDIS_COMMAND_TIMEOUT: duration(1).default(1000),
   REDIS_CONNECT_TIMEOUT: duration(1).default(2000),
   AUTH_TOKENS: z.string().optional(),
@@ -304,6 +325,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxLifetimeMs: e.SESSION_MAX_LIFETIME,
     maxBytes: e.SESSION_MAX_BYTES,
     maxAttributes: e.SESSION_MAX_ATTRIBUTES,
+    idempotencyTtlMs: e.IDEMPOTENCY_TTL,
   };
   if (session.defaultTtlSeconds > session.maxTtlSeconds) {
     throw invalid(

@@ -16,6 +16,8 @@ export const ErrorCode = {
   DeadlineExceeded: 'DEADLINE_EXCEEDED',
   Unauthenticated: 'UNAUTHENTICATED',
   PermissionDenied: 'PERMISSION_DENIED',
+  /** An idempotency key repeated with a different request (idempotency.ts). */
+  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
   Internal: 'INTERNAL',
 } as const;
 

@@ -1,6 +1,7 @@
 import { type CallScope, UNSCOPED } from './call-scope.ts';
 import type { SessionLimits } from './config.ts';
 import { invalidArgument, notFound, tooLarge } from './errors.ts';
+import { derivedKeys } from './idempotency.ts';
 import type { Session, SessionChange, SessionContent } from './session.ts';
 import { contentSize } from './session.ts';
 import type { SessionStore, StoredVersion } from './store/store.ts';
@@ -20,6 +21,12 @@ export interface UpdateSessionInput extends SessionChange {
   readonly sessionKey: string;
 }
 
+/** ConsumeSession and DeleteSession: the key, and the version the session must be at. */
+export interface ConditionalKeyInput {
+  readonly sessionKey: string;
+  readonly expectedVersion?: number;
+}
+
 export type StoredSession = Session & { readonly sessionKey: string };
 
 /**
@@ -31,6 +38,8 @@ export class SessionService {
   readonly #limits: SessionLimits;
   readonly #generateKey: () => string;
   readonly #now: () => number;
+  /** The store's secret for derived keys, fetched once (and again after a failure). */
+  #secret: Promise<Buffer> | undefined;
 
   constructor(
     store: SessionStore,
@@ -48,7 +57,7 @@ export class SessionService {
     input: SetSessionInput,
     scope: CallScope = UNSCOPED,
   ): Promise<StoredVersion & { sessionKey: string }> {
-    const sessionKey = input.sessionKey === '' ? this.#generateKey() : checkKey(input.sessionKey);
+    if (input.sessionKey !== '') checkKey(input.sessionKey);
     const ttlSeconds =
       input.ttlSeconds === 0 ? this.#limits.defaultTtlSeconds : this.#ttl(input.ttlSeconds);
     this.#checkAttributes('attributes', input.attributes);
@@ -56,6 +65,7 @@ export class SessionService {
     if (size > this.#limits.maxBytes) {
       throw tooLarge('session', `holds ${size} bytes; the limit is ${this.#limits.maxBytes}`);
     }
+    const sessionKey = input.sessionKey === '' ? (await this.#keys(scope))() : input.sessionKey;
     const stored = await this.#store.put(sessionKey, { ...input, ttlSeconds }, this.#now(), scope);
     return { sessionKey, ...stored };
   }
@@ -106,14 +116,25 @@ export class SessionService {
     return expiresAtMs;
   }
 
-  async consume(sessionKey: string, scope: CallScope = UNSCOPED): Promise<StoredSession> {
-    const session = await this.#store.consume(checkKey(sessionKey), this.#now(), scope);
+  async consume(input: ConditionalKeyInput, scope: CallScope = UNSCOPED): Promise<StoredSession> {
+    const { sessionKey, expectedVersion } = input;
+    const session = await this.#store.consume(
+      checkKey(sessionKey),
+      this.#now(),
+      expectedVersion,
+      scope,
+    );
     if (!session) throw notFound();
     return { sessionKey, ...session };
   }
 
-  async delete(sessionKey: string, scope: CallScope = UNSCOPED): Promise<boolean> {
-    return this.#store.delete(checkKey(sessionKey), this.#now(), scope);
+  async delete(input: ConditionalKeyInput, scope: CallScope = UNSCOPED): Promise<boolean> {
+    return this.#store.delete(
+      checkKey(input.sessionKey),
+      this.#now(),
+      input.expectedVersion,
+      scope,
+    );
   }
 
   /** Moves the session to a new generated key; the old key is gone. NOT_FOUND when absent. */
@@ -121,14 +142,29 @@ export class SessionService {
     sessionKey: string,
     scope: CallScope = UNSCOPED,
   ): Promise<StoredVersion & { sessionKey: string }> {
+    checkKey(sessionKey);
     const rotated = await this.#store.rotate(
-      checkKey(sessionKey),
-      this.#generateKey,
+      sessionKey,
+      await this.#keys(scope),
       this.#now(),
       scope,
     );
     if (!rotated) throw notFound();
     return rotated;
+  }
+
+  /**
+   * Where generated keys come from: fresh random ones, or for a call with an
+   * idempotency key, ones derived from its claim, so that a repeat, on any
+   * server sharing the store, lands on the first call's key and its record.
+   */
+  async #keys(scope: CallScope): Promise<() => string> {
+    if (scope.idempotency === undefined) return this.#generateKey;
+    this.#secret ??= this.#store.idempotencySecret().catch((error: unknown) => {
+      this.#secret = undefined;
+      throw error;
+    });
+    return derivedKeys(await this.#secret, scope.idempotency);
   }
 
   #ttl(ttlSeconds: number): number {

@@ -1,11 +1,13 @@
 import { SessionError } from './errors.ts';
 import { GrpcJsTransport } from './grpc-js-transport.ts';
+import { IDEMPOTENCY_HEADER, idempotencyKey } from './idempotency.ts';
 import { LeanTransport } from './lean/lean-transport.ts';
 import type { TlsMaterial as ClientTls } from './lean/pool.ts';
 import { targetGroup } from './lean/targets.ts';
 import {
   fromWireSession,
   fromWireSetResult,
+  toWireConditionalKey,
   toWireSet,
   toWireTouch,
   toWireUpdate,
@@ -22,6 +24,7 @@ import { withRetries } from './retry.ts';
 import type { Transport } from './transport.ts';
 import type {
   CallOptions,
+  ConditionalKeyInput,
   DeleteSessionResult,
   GetSessionInput,
   RotateSessionKeyResult,
@@ -36,38 +39,40 @@ import type {
 import { type WireMethod, wireMethods } from './wire.ts';
 
 export interface SessionClient<Req = unknown, Res = unknown, Attr = unknown> {
-  /** Creates a session, or replaces the one under `sessionKey`. Retried only with a key. */
+  /** Creates a session, or replaces the one under `sessionKey`. */
   setSession(
     input: SetSessionInput<Req, Res, Attr>,
     options?: CallOptions,
   ): Promise<SetSessionResult>;
-  /** The session, or null when it is absent or expired. Retried. */
+  /** The session, or null when it is absent or expired. */
   getSession(
     input: GetSessionInput,
     options?: CallOptions,
   ): Promise<Session<Req, Res, Attr> | null>;
   /**
    * Merges changes into an existing session. Throws NOT_FOUND when it is
-   * absent, CONFLICT when `expectedVersion` is stale. Retried only with
-   * `expectedVersion`.
+   * absent, CONFLICT when `expectedVersion` is stale.
    */
   updateSession(
     input: UpdateSessionInput<Req, Res, Attr>,
     options?: CallOptions,
   ): Promise<Session<Req, Res, Attr>>;
-  /** Extends the idle TTL. Throws NOT_FOUND when the session is absent. Retried. */
+  /** Extends the idle TTL. Throws NOT_FOUND when the session is absent. */
   touchSession(input: TouchSessionInput, options?: CallOptions): Promise<TouchSessionResult>;
-  /** Reads and deletes in one step; null when absent (or already consumed). Never retried. */
+  /**
+   * Reads and deletes in one step; null when absent (or already consumed).
+   * With `expectedVersion`, only that version (else CONFLICT, and it stays).
+   */
   consumeSession(
-    input: SessionKeyInput,
+    input: ConditionalKeyInput,
     options?: CallOptions,
   ): Promise<Session<Req, Res, Attr> | null>;
-  /** Deletes the session; `deleted` is false when there was none. Retried. */
-  deleteSession(input: SessionKeyInput, options?: CallOptions): Promise<DeleteSessionResult>;
+  /** Deletes the session; `deleted` is false when there was none. */
+  deleteSession(input: ConditionalKeyInput, options?: CallOptions): Promise<DeleteSessionResult>;
   /**
    * Moves the session to a new server-generated key and removes the old one,
    * atomically (after a privilege change). Throws NOT_FOUND when it is
-   * absent. Never retried: after a lost reply the old key is already gone.
+   * absent.
    */
   rotateSessionKey(input: SessionKeyInput, options?: CallOptions): Promise<RotateSessionKeyResult>;
   /** Releases the channels. Calls made afterwards fail with CANCELLED. */
@@ -83,16 +88,24 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
   const transport = createTransport(resolved);
   let closed = false;
 
+  /**
+   * One logical call: its attempts share one deadline and, for a write, one
+   * idempotency key. `safe` says whether the call may be repeated without a
+   * key; with one, any call may.
+   */
   async function invoke<Request, Response>(
     method: WireMethod<Request, Response>,
     request: Request,
-    retryable: boolean,
+    safe: boolean,
     callOptions: CallOptions = {},
+    write = true,
   ): Promise<Response> {
     const deadlineMs = positive('deadlineMs', callOptions.deadlineMs ?? resolved.deadlineMs);
     const deadline = Date.now() + deadlineMs;
     const { signal } = callOptions;
-    const perCall = callOptions.metadata === undefined ? undefined : toFields(callOptions.metadata);
+    const given = callOptions.metadata === undefined ? [] : toFields(callOptions.metadata);
+    const key = write ? idempotencyKey(callOptions, resolved.idempotencyKeys) : undefined;
+    const perCall = key === undefined ? given : [...given, [IDEMPOTENCY_HEADER, key] as const];
     return withRetries(
       async () => {
         const metadata = await resolved.metadata();
@@ -102,12 +115,12 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
         return transport.call(
           method,
           request,
-          perCall === undefined ? metadata : [...metadata, ...perCall],
+          perCall.length === 0 ? metadata : [...metadata, ...perCall],
           deadline,
           signal,
         );
       },
-      { policy: retryable ? resolved.retry : undefined, deadline, signal },
+      { policy: safe || key !== undefined ? resolved.retry : undefined, deadline, signal },
     );
   }
 
@@ -120,7 +133,9 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
 
     async getSession(input, callOptions) {
       const wire = { session_key: input.sessionKey, touch: input.touch ?? false };
-      const found = await nullIfNotFound(invoke(methods.GetSession, wire, true, callOptions));
+      const found = await nullIfNotFound(
+        invoke(methods.GetSession, wire, true, callOptions, false),
+      );
       return found === null ? null : fromWireSession(found, codecs);
     },
 
@@ -139,13 +154,13 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
     },
 
     async consumeSession(input, callOptions) {
-      const wire = { session_key: input.sessionKey };
+      const wire = toWireConditionalKey(input);
       const found = await nullIfNotFound(invoke(methods.ConsumeSession, wire, false, callOptions));
       return found === null ? null : fromWireSession(found, codecs);
     },
 
     async deleteSession(input, callOptions) {
-      const wire = { session_key: input.sessionKey };
+      const wire = toWireConditionalKey(input);
       const { deleted } = await invoke(methods.DeleteSession, wire, true, callOptions);
       return { deleted };
     },

@@ -15,6 +15,7 @@ export const sessionErrorCodes = [
   'INTERNAL',
   'UNKNOWN',
   'INVALID_PAYLOAD',
+  'IDEMPOTENCY_KEY_REUSED',
 ] as const;
 
 export type SessionErrorCode = (typeof sessionErrorCodes)[number];
@@ -59,7 +60,7 @@ const GRPC_CODES: readonly SessionErrorCode[] = [
   'CONFLICT', // ALREADY_EXISTS
   'PERMISSION_DENIED',
   'RESOURCE_EXHAUSTED',
-  'CONFLICT', // FAILED_PRECONDITION
+  'IDEMPOTENCY_KEY_REUSED', // FAILED_PRECONDITION: the server sends it for nothing else
   'CONFLICT', // ABORTED
   'INVALID_ARGUMENT', // OUT_OF_RANGE
   'INTERNAL', // UNIMPLEMENTED

@@ -12,6 +12,7 @@ export type {
 export type { RetryPolicy } from './retry.ts';
 export type {
   CallOptions,
+  ConditionalKeyInput,
   DeleteSessionResult,
   GetSessionInput,
   RotateSessionKeyResult,

@@ -1,6 +1,7 @@
 import type { Codec } from './codec.ts';
 import { SessionError } from './errors.ts';
 import type {
+  ConditionalKeyInput,
   Session,
   SetSessionInput,
   SetSessionResult,
@@ -8,6 +9,7 @@ import type {
   UpdateSessionInput,
 } from './types.ts';
 import type {
+  WireConditionalKeyRequest,
   WireSessionData,
   WireSetSessionRequest,
   WireSetSessionResponse,
@@ -82,6 +84,14 @@ export function toWireUpdate<Req, Res, Attr>(
 
 export function toWireTouch(input: TouchSessionInput): WireTouchSessionRequest {
   return { session_key: input.sessionKey, ttl_seconds: int64(input.ttlSeconds, 'ttlSeconds') };
+}
+
+export function toWireConditionalKey(input: ConditionalKeyInput): WireConditionalKeyRequest {
+  const wire: WireConditionalKeyRequest = { session_key: input.sessionKey };
+  if (input.expectedVersion !== undefined) {
+    wire.expected_version = int64(input.expectedVersion, 'expectedVersion');
+  }
+  return wire;
 }
 
 export function fromWireSession<Req, Res, Attr>(

@@ -45,6 +45,14 @@ export type ClientOptions<Req = unknown, Res = unknown, Attr = unknown> = Target
   deadlineMs?: number;
   /** Retry policy for calls that are safe to repeat; false disables retries. */
   retries?: Partial<RetryPolicy> | false;
+  /**
+   * Give every write an idempotency key (a random UUID per call, unless the
+   * call passes its own), which makes every method safe to retry. `false`
+   * sends keys only when a call passes one, and retries writes only where
+   * they are safe without (get, touch, delete, set with a key, update with
+   * expectedVersion). Default true.
+   */
+  idempotencyKeys?: boolean;
   /** TLS material; a grpc-js ChannelCredentials with transport 'grpc-js'; insecure when omitted. */
   credentials?: ChannelCredentials | TlsOptions;
   metadata?: MetadataOption;
@@ -83,6 +91,7 @@ export interface ResolvedOptions<Req, Res, Attr> {
   targets: string[];
   deadlineMs: number;
   retry: RetryPolicy | undefined;
+  idempotencyKeys: boolean;
   /** Reconnect backoff, the retry policy's (its defaults when retries are off). */
   backoff: RetryPolicy;
   /** TLS material, or grpc-js credentials (transport 'grpc-js' only); undefined for plaintext. */
@@ -136,6 +145,7 @@ export function resolveOptions<Req, Res, Attr>(
     targets,
     deadlineMs: positive('deadlineMs', options.deadlineMs ?? defaults.deadlineMs),
     retry,
+    idempotencyKeys: options.idempotencyKeys ?? true,
     backoff,
     credentials: resolveCredentials(options.credentials, transport),
     keepalive,

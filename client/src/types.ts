@@ -9,13 +9,20 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Headers for this call only, after the client's `metadata` (e.g. x-request-id). */
   metadata?: Readonly<Record<string, string>>;
+  /**
+   * The idempotency key of a write (set, update, touch, consume, delete,
+   * rotate): every attempt carries it, and the server answers a repeat within
+   * its IDEMPOTENCY_TTL with the first outcome. Pass your own to repeat a
+   * step safely across restarts of your process (a booking request id); by
+   * default the client makes one per call. 1-255 visible ASCII characters.
+   */
+  idempotencyKey?: string;
 }
 
 export interface SetSessionInput<Req, Res, Attr> {
   /**
    * The key to create or replace. Omit it (or pass '') to have the server
-   * generate one. Only a call with a key is retried: without one, a retry
-   * could create a second session.
+   * generate one (retried safely under the call's idempotency key).
    */
   sessionKey?: string;
   fleetListRequest?: Req;
@@ -59,10 +66,7 @@ export interface UpdateSessionInput<Req, Res, Attr> {
   fleetListResponse?: Res;
   setAttributes?: Readonly<Record<string, Attr>>;
   removeAttributes?: readonly string[];
-  /**
-   * Apply only if the stored version still equals this (else CONFLICT). Also
-   * what makes the call safe to retry.
-   */
+  /** Apply only if the stored version still equals this (else CONFLICT). */
   expectedVersion?: number;
   /** When non-zero, becomes the session's idle ttl. */
   ttlSeconds?: number;
@@ -80,6 +84,17 @@ export interface TouchSessionResult {
 
 export interface SessionKeyInput {
   sessionKey: string;
+}
+
+/** ConsumeSession and DeleteSession. */
+export interface ConditionalKeyInput {
+  sessionKey: string;
+  /**
+   * Consume or delete only if the stored version still equals this (else
+   * CONFLICT, and the session stays): validate at version N, then consume
+   * exactly what was validated.
+   */
+  expectedVersion?: number;
 }
 
 export interface DeleteSessionResult {

@@ -70,6 +70,12 @@ export interface WireKeyRequest {
   session_key: string;
 }
 
+/** ConsumeSessionRequest and DeleteSessionRequest; `expected_version` is sent only when present. */
+export interface WireConditionalKeyRequest {
+  session_key: string;
+  expected_version?: number;
+}
+
 export interface WireDeleteSessionResponse {
   deleted: boolean;
 }
@@ -94,8 +100,8 @@ export interface WireMethods {
   GetSession: WireMethod<WireGetSessionRequest, WireSessionData>;
   UpdateSession: WireMethod<WireUpdateSessionRequest, WireSessionData>;
   TouchSession: WireMethod<WireTouchSessionRequest, WireTouchSessionResponse>;
-  ConsumeSession: WireMethod<WireKeyRequest, WireSessionData>;
-  DeleteSession: WireMethod<WireKeyRequest, WireDeleteSessionResponse>;
+  ConsumeSession: WireMethod<WireConditionalKeyRequest, WireSessionData>;
+  DeleteSession: WireMethod<WireConditionalKeyRequest, WireDeleteSessionResponse>;
   RotateSessionKey: WireMethod<WireKeyRequest, WireRotateSessionKeyResponse>;
 }
 
@@ -168,13 +174,12 @@ function encodeUpdate(value: WireUpdateSessionRequest, framed: boolean): Buffer 
   const response = value.fleet_list_response && asBuffer(value.fleet_list_response);
   const attributes = mapEntries(value.set_attributes);
   const removed = value.remove_attributes.map((name) => [name, Buffer.byteLength(name)] as const);
-  const expected = value.expected_version;
   let size =
     stringSize(keyLength) +
     (request ? lengthDelimitedSize(request.length) : 0) +
     (response ? lengthDelimitedSize(response.length) : 0) +
     attributes.size +
-    (expected === undefined ? 0 : expected === 0 ? 2 : int64Size(expected)) +
+    optionalInt64Size(value.expected_version) +
     int64Size(value.ttl_seconds);
   for (const [, length] of removed) size += lengthDelimitedSize(length);
   const w = new Writer(size, framed);
@@ -183,11 +188,27 @@ function encodeUpdate(value: WireUpdateSessionRequest, framed: boolean): Buffer 
   if (response) w.bytes(3, response);
   writeEntries(w, 4, attributes.entries);
   for (const [name, length] of removed) w.string(5, name, length);
-  if (expected === 0) {
-    w.tag(6, VARINT);
-    w.varint(0);
-  } else if (expected !== undefined) w.int64(6, expected);
+  writeOptionalInt64(w, 6, value.expected_version);
   w.int64(7, value.ttl_seconds);
+  return w.buf;
+}
+
+/** An `optional int64` is sent when present, even 0 (one tag byte and the value). */
+const optionalInt64Size = (value: number | undefined) =>
+  value === undefined ? 0 : value === 0 ? 2 : int64Size(value);
+
+function writeOptionalInt64(w: Writer, field: number, value: number | undefined): void {
+  if (value === 0) {
+    w.tag(field, VARINT);
+    w.varint(0);
+  } else if (value !== undefined) w.int64(field, value);
+}
+
+function encodeConditionalKey(value: WireConditionalKeyRequest, framed: boolean): Buffer {
+  const keyLength = Buffer.byteLength(value.session_key);
+  const w = new Writer(stringSize(keyLength) + optionalInt64Size(value.expected_version), framed);
+  if (keyLength !== 0) w.string(1, value.session_key, keyLength);
+  writeOptionalInt64(w, 2, value.expected_version);
   return w.buf;
 }
 
@@ -285,7 +306,7 @@ export const wireMethods: WireMethods = Object.freeze({
   GetSession: method('GetSession', encodeGet, decodeSession),
   UpdateSession: method('UpdateSession', encodeUpdate, decodeSession),
   TouchSession: method('TouchSession', encodeTouch, decodeTouch),
-  ConsumeSession: method('ConsumeSession', encodeKey, decodeSession),
-  DeleteSession: method('DeleteSession', encodeKey, decodeDelete),
+  ConsumeSession: method('ConsumeSession', encodeConditionalKey, decodeSession),
+  DeleteSession: method('DeleteSession', encodeConditionalKey, decodeDelete),
   RotateSessionKey: method('RotateSessionKey', encodeKey, decodeKeyVersion),
 });

@@ -58,7 +58,8 @@ describe('backoffMs', () => {
 
 describe('which calls retry on UNAVAILABLE', () => {
   let server: ScriptedServer;
-  let client: SessionClient;
+  let keyed: SessionClient;
+  let unkeyed: SessionClient;
 
   before(async () => {
     server = await startScriptedServer({
@@ -70,16 +71,17 @@ describe('which calls retry on UNAVAILABLE', () => {
       DeleteSession: unavailable,
       RotateSessionKey: unavailable,
     });
-    client = createClient({
-      address: server.address,
-      retries: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 2 },
-    });
+    const retries = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 2 };
+    keyed = createClient({ address: server.address, retries });
+    unkeyed = createClient({ address: server.address, retries, idempotencyKeys: false });
   });
   after(() => {
-    client.close();
+    keyed.close();
+    unkeyed.close();
     server.close();
   });
 
+  /** Name, method, attempts without idempotency keys, the call. */
   const cases: [string, MethodName, number, (c: SessionClient) => Promise<unknown>][] = [
     ['getSession', 'GetSession', 3, (c) => c.getSession({ sessionKey: 'a' })],
     [
@@ -109,17 +111,49 @@ describe('which calls retry on UNAVAILABLE', () => {
     ['rotateSessionKey', 'RotateSessionKey', 1, (c) => c.rotateSessionKey({ sessionKey: 'a' })],
   ];
 
+  const attempted = async (client: SessionClient, method: MethodName, call: Call) => {
+    const before = server.callsTo(method).length;
+    await assert.rejects(
+      call(client),
+      (error: unknown) => error instanceof SessionError && error.code === 'UNAVAILABLE',
+    );
+    return server.callsTo(method).slice(before);
+  };
+
   for (const [name, method, attempts, call] of cases) {
-    test(`${name}: ${attempts} attempt(s)`, async () => {
-      const before = server.callsTo(method).length;
-      await assert.rejects(
-        call(client),
-        (error: unknown) => error instanceof SessionError && error.code === 'UNAVAILABLE',
-      );
-      assert.equal(server.callsTo(method).length - before, attempts);
+    test(`${name}: ${attempts} attempt(s) without idempotency keys, none sent`, async () => {
+      const calls = await attempted(unkeyed, method, call);
+      assert.equal(calls.length, attempts);
+      for (const recorded of calls) assert.deepEqual(recorded.metadata.get('idempotency-key'), []);
+    });
+
+    test(`${name}: 3 attempts with idempotency keys, all with the same key`, async () => {
+      const calls = await attempted(keyed, method, call);
+      assert.equal(calls.length, 3);
+      const keys = new Set(calls.map((recorded) => recorded.metadata.get('idempotency-key')[0]));
+      assert.equal(keys.size, 1);
+      const [key] = keys;
+      if (method === 'GetSession') assert.equal(key, undefined, 'reads carry no key');
+      else assert.match(String(key), /^[0-9a-f-]{36}$/);
     });
   }
+
+  test("a caller's own key is sent with every attempt and makes any write retry", async () => {
+    const calls = await attempted(unkeyed, 'ConsumeSession', (c) =>
+      c.consumeSession({ sessionKey: 'a' }, { idempotencyKey: 'booking-42/consume' }),
+    );
+    assert.deepEqual(
+      calls.map((recorded) => recorded.metadata.get('idempotency-key')),
+      [['booking-42/consume'], ['booking-42/consume'], ['booking-42/consume']],
+    );
+    await assert.rejects(
+      keyed.setSession({}, { idempotencyKey: 'has space' }),
+      /idempotencyKey must be 1-255 visible ASCII/,
+    );
+  });
 });
+
+type Call = (c: SessionClient) => Promise<unknown>;
 
 describe('retry policy', () => {
   let server: ScriptedServer;

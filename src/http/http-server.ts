@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { CallScope } from '../call-scope.ts';
 import type { TlsConfig } from '../config.ts';
 import { ErrorCode, invalidArgument, SessionError } from '../errors.ts';
+import { IDEMPOTENCY_HEADER } from '../idempotency.ts';
 import type { Metrics } from '../metrics.ts';
 import { requestId } from '../request-id.ts';
 import { abandoned, type CallWrapper, type ServedMethod, statusOf } from '../rpc/call.ts';
@@ -110,7 +111,9 @@ export function createHttpServer(deps: HttpDependencies): Server | HttpsServer {
         ? parseMessage(messages[route.body], await readJson(request, maxBodyBytes))
         : undefined;
       const input = route.request(match.key, body as never, flags);
-      return route.toJson(await calls.run(method, input, credentials, scope));
+      return route.toJson(
+        await calls.run(method, input, credentials, scope, request.headers[IDEMPOTENCY_HEADER]),
+      );
     })();
     result.then(
       (payload) => {

@@ -16,6 +16,8 @@ const ERROR_MEANING: Partial<Record<StatusName, string>> = {
   PERMISSION_DENIED: 'the token does not grant the permission the call needs',
   NOT_FOUND: 'the session is absent or expired',
   ABORTED: 'expectedVersion differs from the stored version',
+  FAILED_PRECONDITION:
+    'the Idempotency-Key was used for a different request within IDEMPOTENCY_TTL; nothing changed',
   RESOURCE_EXHAUSTED:
     'the body or the session is larger than allowed (SESSION_MAX_BYTES, SESSION_MAX_ATTRIBUTES), or the memory store is full',
   UNAVAILABLE: 'the store cannot be reached; see the method for whether a retry is safe',
@@ -43,7 +45,11 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (name: string) => ({ content: { 'application/json': { schema: ref(name) } } });
 
 function errorResponses(method: RpcMethod) {
-  const names = [...EVERY_CALL, ...method.errors];
+  const names = [
+    ...EVERY_CALL,
+    ...method.errors,
+    ...(method.idempotent ? (['FAILED_PRECONDITION'] as const) : []),
+  ];
   const byHttp = new Map<number, StatusName[]>();
   for (const name of names) {
     const status = httpStatus(Status[name]);
@@ -68,10 +74,20 @@ const key = {
   schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
 };
 
+const IDEMPOTENCY_KEY = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    "a repeat with this key within IDEMPOTENCY_TTL returns the first call's response without doing the work again",
+  schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+};
+
 function operation(method: RpcMethod) {
   const { http } = method;
   const parameters = [
     ...(http.path.includes('{key}') ? [key] : []),
+    ...(method.idempotent ? [IDEMPOTENCY_KEY] : []),
     ...(http.flags ?? []).map((name) => ({
       name,
       in: 'query',
@@ -85,7 +101,7 @@ function operation(method: RpcMethod) {
     summary: method.summary,
     tags: ['sessions'],
     ...(parameters.length > 0 && { parameters }),
-    ...(http.body && { requestBody: { required: true, ...json(http.body) } }),
+    ...(http.body && { requestBody: { required: http.optionalBody !== true, ...json(http.body) } }),
     responses: {
       '200': { description: 'OK', ...json(http.reply) },
       ...errorResponses(method),

@@ -1,6 +1,7 @@
 import type { Authenticator, AuthorizationValue } from '../auth.ts';
-import type { CallScope } from '../call-scope.ts';
+import { type CallScope, claimedScope } from '../call-scope.ts';
 import { ErrorCode, SessionError } from '../errors.ts';
+import { claimOf, idempotencyKey } from '../idempotency.ts';
 import type { Logger } from '../logger.ts';
 import type { GrpcType, MethodMetrics, Metrics, Transport } from '../metrics.ts';
 import type { SessionService } from '../service.ts';
@@ -20,6 +21,11 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   [ErrorCode.DeadlineExceeded]: Status.DEADLINE_EXCEEDED,
   [ErrorCode.Unauthenticated]: Status.UNAUTHENTICATED,
   [ErrorCode.PermissionDenied]: Status.PERMISSION_DENIED,
+  // The request can never succeed under this key, and repeating it will not
+  // help: the caller must send a new key. ABORTED (a conflict worth retrying
+  // at a higher level) and ALREADY_EXISTS (about the resource, not the
+  // request) say less.
+  [ErrorCode.IdempotencyKeyReused]: Status.FAILED_PRECONDITION,
   [ErrorCode.Internal]: Status.INTERNAL,
 };
 
@@ -93,15 +99,23 @@ export class CallWrapper {
     this.#auth.check(authorization, method.name);
   }
 
-  /** The service call, after the permission this particular request needs (GetSession with touch: write). */
+  /**
+   * The service call, after the permission this particular request needs
+   * (GetSession with touch: write). A write with an idempotency key (the
+   * header's value) runs under its claim, scoped to the caller's token.
+   */
   run<Req, Res>(
     method: RpcMethod<Req, Res>,
     request: Req,
     authorization: AuthorizationValue,
     scope: CallScope,
+    idempotencyHeader?: string | readonly string[],
   ): Promise<Res> {
     if (method.touches?.(request)) this.#auth.check(authorization, method.name, true);
-    return method.call(this.#service, request, scope);
+    const key = method.idempotent ? idempotencyKey(idempotencyHeader) : undefined;
+    if (key === undefined) return method.call(this.#service, request, scope);
+    const claim = claimOf(this.#auth.caller(authorization), key, method.name, request);
+    return method.call(this.#service, request, claimedScope(scope, claim));
   }
 
   /**

@@ -115,7 +115,25 @@ export function decodeTouchSession(buf: Buffer): TouchSessionInput {
   return { sessionKey, ttlSeconds };
 }
 
-/** ConsumeSessionRequest, DeleteSessionRequest and RotateSessionKeyRequest: a session_key alone. */
+export interface ConditionalKeyInput {
+  readonly sessionKey: string;
+  readonly expectedVersion?: number;
+}
+
+/** ConsumeSessionRequest and DeleteSessionRequest: a session_key and an optional expected_version. */
+export function decodeConditionalKey(buf: Buffer): ConditionalKeyInput {
+  let sessionKey = '';
+  let expectedVersion: number | undefined;
+  readFields(buf, (reader, number, wireType) => {
+    if (number === 1 && wireType === LENGTH_DELIMITED) sessionKey = reader.string('session_key');
+    else if (number === 2 && wireType === VARINT) expectedVersion = reader.int64();
+    else return false;
+    return true;
+  });
+  return expectedVersion === undefined ? { sessionKey } : { sessionKey, expectedVersion };
+}
+
+/** RotateSessionKeyRequest: a session_key alone. */
 export function decodeSessionKey(buf: Buffer): string {
   let sessionKey = '';
   readFields(buf, (reader, number, wireType) => {

@@ -14,6 +14,7 @@ import {
 import type { SessionService, StoredSession } from '../service.ts';
 import type { StatusName } from '../wire/grpc-status.ts';
 import {
+  decodeConditionalKey,
   decodeGetSession,
   decodeSessionKey,
   decodeSetSession,
@@ -53,6 +54,7 @@ export const messages = {
     ttlSeconds: int64,
   },
   TouchSessionRequest: { ttlSeconds: int64 },
+  ConditionalRequest: { expectedVersion: optional(int64) },
   SessionData: {
     sessionKey: string,
     fleetListRequest: bytes,
@@ -78,6 +80,8 @@ export interface HttpRoute<Req, Res> {
   readonly path: string;
   /** The body's message; without one the route reads no body. */
   readonly body?: MessageName;
+  /** True when the body may be left out (it then reads as `{}`). */
+  readonly optionalBody?: boolean;
   /** Boolean query flags. */
   readonly flags?: readonly string[];
   readonly request: (key: string, body: never, flags: Readonly<Record<string, boolean>>) => Req;
@@ -91,6 +95,11 @@ export interface RpcMethod<Req = unknown, Res = unknown> {
   readonly summary: string;
   /** Statuses this call can end with besides those every call can (INVALID_ARGUMENT, UNAVAILABLE, the auth ones, INTERNAL). */
   readonly errors: readonly StatusName[];
+  /**
+   * True for the writes that honour an idempotency key: a repeat under the
+   * same key gets the first call's outcome (idempotency.ts).
+   */
+  readonly idempotent?: boolean;
   /** True when this request also needs the write permission (GetSession with touch extends the session). */
   readonly touches?: (request: Req) => boolean;
   readonly decode: (message: Buffer) => Req;
@@ -130,6 +139,7 @@ const ITEM = '/v1/sessions/{key}';
 export const METHODS: readonly RpcMethod[] = [
   method({
     name: 'SetSession',
+    idempotent: true,
     summary: 'Create a session, or replace the whole session stored under its key',
     errors: ['RESOURCE_EXHAUSTED'],
     decode: decodeSetSession,
@@ -163,6 +173,7 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'UpdateSession',
+    idempotent: true,
     summary: 'Merge changes into an existing session, optionally only at an expected version',
     errors: ['NOT_FOUND', 'ABORTED', 'RESOURCE_EXHAUSTED'],
     decode: decodeUpdateSession,
@@ -179,6 +190,7 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'TouchSession',
+    idempotent: true,
     summary: "Extend a session's idle TTL, optionally setting a new one",
     errors: ['NOT_FOUND'],
     decode: decodeTouchSession,
@@ -195,37 +207,45 @@ export const METHODS: readonly RpcMethod[] = [
   }),
   method({
     name: 'ConsumeSession',
-    summary: 'Read and delete a session in one atomic step',
-    errors: ['NOT_FOUND'],
-    decode: decodeSessionKey,
+    idempotent: true,
+    summary: 'Read and delete a session in one atomic step, optionally only at an expected version',
+    errors: ['NOT_FOUND', 'ABORTED'],
+    decode: decodeConditionalKey,
     encode: encodeSession,
-    call: (service, sessionKey, scope) => service.consume(sessionKey, scope),
+    call: (service, request, scope) => service.consume(request, scope),
     http: {
       verb: 'post',
       path: `${ITEM}:consume`,
-      request: (sessionKey) => sessionKey,
+      body: 'ConditionalRequest',
+      optionalBody: true,
+      request: (sessionKey, body: Body<'ConditionalRequest'>) => ({ ...body, sessionKey }),
       reply: 'SessionData',
       toJson: sessionJson,
     },
   }),
   method({
     name: 'DeleteSession',
-    summary: 'Delete a session; deleting an absent key succeeds with deleted false',
-    errors: [],
-    decode: decodeSessionKey,
+    idempotent: true,
+    summary:
+      'Delete a session, optionally only at an expected version; deleting an absent key succeeds with deleted false',
+    errors: ['ABORTED'],
+    decode: decodeConditionalKey,
     encode: encodeDeleteSessionResponse,
-    call: (service, sessionKey, scope) => service.delete(sessionKey, scope),
+    call: (service, request, scope) => service.delete(request, scope),
     http: {
       verb: 'delete',
       path: ITEM,
-      request: (sessionKey) => sessionKey,
+      body: 'ConditionalRequest',
+      optionalBody: true,
+      request: (sessionKey, body: Body<'ConditionalRequest'>) => ({ ...body, sessionKey }),
       reply: 'DeleteSessionResponse',
       toJson: (deleted: boolean) => ({ deleted }),
     },
   }),
   method({
     name: 'RotateSessionKey',
-    summary: 'Move a session to a new server-generated key; not safe to retry',
+    idempotent: true,
+    summary: 'Move a session to a new server-generated key; safe to retry with an idempotency key',
     errors: ['NOT_FOUND'],
     decode: decodeSessionKey,
     encode: encodeKeyVersion,

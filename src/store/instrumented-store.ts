@@ -77,14 +77,28 @@ export class InstrumentedStore implements SessionStore {
     return expiresAtMs;
   }
 
-  async consume(key: string, nowMs: number, scope?: CallScope): Promise<Session | null> {
-    const session = await this.#measure('consume', () => this.#store.consume(key, nowMs, scope));
+  async consume(
+    key: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<Session | null> {
+    const session = await this.#measure('consume', () =>
+      this.#store.consume(key, nowMs, expectedVersion, scope),
+    );
     this.#event(session ? 'consumed' : 'not_found');
     return session;
   }
 
-  async delete(key: string, nowMs: number, scope?: CallScope): Promise<boolean> {
-    const deleted = await this.#measure('delete', () => this.#store.delete(key, nowMs, scope));
+  async delete(
+    key: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<boolean> {
+    const deleted = await this.#measure('delete', () =>
+      this.#store.delete(key, nowMs, expectedVersion, scope),
+    );
     if (deleted) this.#event('deleted');
     return deleted;
   }
@@ -95,6 +109,10 @@ export class InstrumentedStore implements SessionStore {
     );
     this.#event(rotated ? 'rotated' : 'not_found');
     return rotated;
+  }
+
+  idempotencySecret(): Promise<Buffer> {
+    return this.#store.idempotencySecret();
   }
 
   ping(): Promise<void> {

@@ -1,4 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import type { CallScope } from '../call-scope.ts';
 import { ErrorCode, notFound, SessionError, tooLarge, versionConflict } from '../errors.ts';
+import { idempotencyKeyReused } from '../idempotency.ts';
 import type { Session, SessionChange, SessionDraft } from '../session.ts';
 import { contentSize, expiryAfterActivity } from '../session.ts';
 import type { SessionStore, StoredVersion, StoreLimits } from './store.ts';
@@ -16,6 +19,23 @@ interface Entry {
   bytes: number;
 }
 
+/** What a write ended with, as an idempotency record keeps it. */
+type Outcome = { readonly value: unknown } | { readonly error: SessionError };
+
+interface IdempotencyRecord {
+  readonly fingerprint: string;
+  readonly outcome: Outcome;
+  readonly expiresAtMs: number;
+  readonly bytes: number;
+}
+
+/** The errors a write ends with that depend on the stored state: a repeat must see them again. */
+const RECORDED_ERRORS: ReadonlySet<string> = new Set([
+  ErrorCode.NotFound,
+  ErrorCode.VersionConflict,
+  ErrorCode.TooLarge,
+]);
+
 /**
  * The embedded store used when no Redis is configured: the reference semantics
  * for every other store, in one process. Expired sessions vanish on access and
@@ -24,6 +44,9 @@ interface Entry {
  */
 export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, Entry>();
+  /** By session key and claim id (`${key}\n${id}`), as Redis keeps them beside the session. */
+  readonly #records = new Map<string, IdempotencyRecord>();
+  readonly #secret = randomBytes(32);
   readonly #limits: StoreLimits;
   readonly #maxStoreBytes: number;
   readonly #sweeper: NodeJS.Timeout;
@@ -35,7 +58,16 @@ export class MemoryStore implements SessionStore {
     this.#sweeper = setInterval(() => this.#sweep(clock()), SWEEP_INTERVAL_MS).unref();
   }
 
-  async put(key: string, draft: SessionDraft, nowMs: number): Promise<StoredVersion> {
+  async put(
+    key: string,
+    draft: SessionDraft,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<StoredVersion> {
+    return this.#once(key, nowMs, scope, () => this.#put(key, draft, nowMs));
+  }
+
+  #put(key: string, draft: SessionDraft, nowMs: number): StoredVersion {
     const previous = this.#live(key, nowMs);
     const session: Session = {
       fleetListRequest: Buffer.from(draft.fleetListRequest),
@@ -57,12 +89,19 @@ export class MemoryStore implements SessionStore {
     return this.#store(key, { ...session, expiresAtMs: this.#extend(session, 0, nowMs) });
   }
 
-  async update(key: string, change: SessionChange, nowMs: number): Promise<Session> {
+  async update(
+    key: string,
+    change: SessionChange,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<Session> {
+    return this.#once(key, nowMs, scope, () => this.#update(key, change, nowMs));
+  }
+
+  #update(key: string, change: SessionChange, nowMs: number): Session {
     const session = this.#live(key, nowMs);
     if (!session) throw notFound();
-    if (change.expectedVersion !== undefined && change.expectedVersion !== session.version) {
-      throw versionConflict(change.expectedVersion, session.version);
-    }
+    checkVersion(session, change.expectedVersion);
     const attributes = new Map(session.attributes);
     for (const name of change.removeAttributes) attributes.delete(name);
     for (const [name, value] of change.setAttributes) attributes.set(name, Buffer.from(value));
@@ -95,36 +134,67 @@ export class MemoryStore implements SessionStore {
     return this.#store(key, updated);
   }
 
-  async touch(key: string, ttlSeconds: number, nowMs: number): Promise<number | null> {
-    const session = this.#live(key, nowMs);
-    if (!session) return null;
-    const expiresAtMs = this.#extend(session, ttlSeconds, nowMs);
-    this.#store(key, { ...session, ttlSeconds: ttlSeconds || session.ttlSeconds, expiresAtMs });
-    return expiresAtMs;
+  async touch(
+    key: string,
+    ttlSeconds: number,
+    nowMs: number,
+    scope?: CallScope,
+  ): Promise<number | null> {
+    return this.#once(key, nowMs, scope, () => {
+      const session = this.#live(key, nowMs);
+      if (!session) return null;
+      const expiresAtMs = this.#extend(session, ttlSeconds, nowMs);
+      this.#store(key, { ...session, ttlSeconds: ttlSeconds || session.ttlSeconds, expiresAtMs });
+      return expiresAtMs;
+    });
   }
 
-  async consume(key: string, nowMs: number): Promise<Session | null> {
-    const session = this.#live(key, nowMs);
-    if (session) this.#remove(key);
-    return session;
+  async consume(
+    key: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<Session | null> {
+    return this.#once(key, nowMs, scope, () => {
+      const session = this.#live(key, nowMs);
+      if (!session) return null;
+      checkVersion(session, expectedVersion);
+      this.#remove(key);
+      return session;
+    });
   }
 
-  async delete(key: string, nowMs: number): Promise<boolean> {
-    const existed = this.#live(key, nowMs) !== null;
-    this.#remove(key);
-    return existed;
+  async delete(
+    key: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<boolean> {
+    return this.#once(key, nowMs, scope, () => {
+      const session = this.#live(key, nowMs);
+      if (!session) return false;
+      checkVersion(session, expectedVersion);
+      this.#remove(key);
+      return true;
+    });
   }
 
-  async rotate(key: string, nextKey: () => string, nowMs: number) {
-    const session = this.#live(key, nowMs);
-    if (!session) return null;
-    let sessionKey = nextKey();
-    while (sessionKey === key || this.#sessions.has(sessionKey)) sessionKey = nextKey();
-    // Stored under the new key first: if that is refused (store full), nothing changed.
-    this.#store(sessionKey, session);
-    this.#remove(key);
-    const { version, createdAtMs, expiresAtMs } = session;
-    return { sessionKey, version, createdAtMs, expiresAtMs };
+  async rotate(key: string, nextKey: () => string, nowMs: number, scope?: CallScope) {
+    return this.#once(key, nowMs, scope, () => {
+      const session = this.#live(key, nowMs);
+      if (!session) return null;
+      let sessionKey = nextKey();
+      while (sessionKey === key || this.#sessions.has(sessionKey)) sessionKey = nextKey();
+      // Stored under the new key first: if that is refused (store full), nothing changed.
+      this.#store(sessionKey, session);
+      this.#remove(key);
+      const { version, createdAtMs, expiresAtMs } = session;
+      return { sessionKey, version, createdAtMs, expiresAtMs };
+    });
+  }
+
+  async idempotencySecret(): Promise<Buffer> {
+    return this.#secret;
   }
 
   /** Bytes counted against the bound, and sessions held (expired ones until the next sweep). */
@@ -132,11 +202,55 @@ export class MemoryStore implements SessionStore {
     return { bytes: this.#bytes, sessions: this.#sessions.size };
   }
 
+  /**
+   * Runs a write once per idempotency claim (store.ts): the first call's
+   * outcome is recorded, and a repeat within the ttl gets it back. Records
+   * count against the memory bound; one that would not fit is still kept,
+   * as the write it records has happened.
+   */
+  #once<T>(key: string, nowMs: number, scope: CallScope | undefined, write: () => T): T {
+    const claim = scope?.idempotency;
+    if (claim === undefined) return write();
+    const name = `${key}\n${claim.id}`;
+    const recorded = this.#records.get(name);
+    if (recorded && recorded.expiresAtMs > nowMs) {
+      if (recorded.fingerprint !== claim.fingerprint) throw idempotencyKeyReused();
+      if ('error' in recorded.outcome) throw recorded.outcome.error;
+      return recorded.outcome.value as T;
+    }
+    let outcome: Outcome;
+    try {
+      outcome = { value: write() };
+    } catch (error) {
+      if (!(error instanceof SessionError && RECORDED_ERRORS.has(error.code))) throw error;
+      outcome = { error };
+    }
+    this.#forget(name);
+    const bytes = recordBytes(name, outcome);
+    this.#records.set(name, {
+      fingerprint: claim.fingerprint,
+      outcome,
+      expiresAtMs: nowMs + this.#limits.idempotencyTtlMs,
+      bytes,
+    });
+    this.#bytes += bytes;
+    if ('error' in outcome) throw outcome.error;
+    return outcome.value as T;
+  }
+
+  #forget(name: string): void {
+    const record = this.#records.get(name);
+    if (!record) return;
+    this.#bytes -= record.bytes;
+    this.#records.delete(name);
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     this.#sessions.clear();
+    this.#records.clear();
     this.#bytes = 0;
   }
 
@@ -184,6 +298,25 @@ export class MemoryStore implements SessionStore {
     for (const [key, entry] of this.#sessions) {
       if (entry.session.expiresAtMs <= nowMs) this.#remove(key);
     }
+    for (const [name, record] of this.#records) {
+      if (record.expiresAtMs <= nowMs) this.#forget(name);
+    }
+  }
+}
+
+/** A record's share of the memory bound: the session it may hold, its name and the bookkeeping. */
+function recordBytes(name: string, outcome: Outcome): number {
+  const value = 'value' in outcome ? outcome.value : null;
+  const session =
+    value !== null && typeof value === 'object' && 'fleetListRequest' in value
+      ? contentSize(value as Session)
+      : 0;
+  return session + Buffer.byteLength(name) + ENTRY_OVERHEAD_BYTES;
+}
+
+function checkVersion(session: Session, expectedVersion: number | undefined): void {
+  if (expectedVersion !== undefined && expectedVersion !== session.version) {
+    throw versionConflict(expectedVersion, session.version);
   }
 }
 

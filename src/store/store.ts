@@ -13,6 +13,8 @@ export interface StoreLimits {
   readonly maxLifetimeMs: number;
   readonly maxBytes: number;
   readonly maxAttributes: number;
+  /** How long an idempotency record answers repeats (IDEMPOTENCY_TTL). */
+  readonly idempotencyTtlMs: number;
 }
 
 /**
@@ -20,6 +22,14 @@ export interface StoreLimits {
  * every write sets the expiry in the same step. Implementations throw
  * SessionError (errors.ts) and nothing else. `scope` is the call the work
  * serves (call-scope.ts); without one, the work has no deadline of its own.
+ *
+ * When `scope.idempotency` is present, a write (put, update, touch, consume,
+ * delete, rotate) records its outcome (its result, or its NOT_FOUND,
+ * VERSION_CONFLICT or TOO_LARGE) under the claim and the session's key, in
+ * the same atomic step, for `idempotencyTtlMs`. A repeat of the claim on the
+ * same key within that time changes nothing and gets the recorded outcome, as
+ * of the first call's time; a repeat with another fingerprint throws
+ * IDEMPOTENCY_KEY_REUSED.
  */
 export interface SessionStore {
   /** Creates or replaces the whole session; the version continues from the replaced one. */
@@ -30,10 +40,21 @@ export interface SessionStore {
   update(key: string, change: SessionChange, nowMs: number, scope?: CallScope): Promise<Session>;
   /** Extends an existing session (0 keeps its ttl); the new expiry, or null when absent. */
   touch(key: string, ttlSeconds: number, nowMs: number, scope?: CallScope): Promise<number | null>;
-  /** Reads and deletes in one step; null when absent. */
-  consume(key: string, nowMs: number, scope?: CallScope): Promise<Session | null>;
-  /** True when a session was deleted. */
-  delete(key: string, nowMs: number, scope?: CallScope): Promise<boolean>;
+  /**
+   * Reads and deletes in one step; null when absent. With `expectedVersion`,
+   * VERSION_CONFLICT (and nothing changes) when the stored version differs.
+   */
+  consume(
+    key: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<Session | null>;
+  /**
+   * True when a session was deleted. With `expectedVersion`, VERSION_CONFLICT
+   * (and nothing changes) when a stored session has another version.
+   */
+  delete(key: string, nowMs: number, expectedVersion?: number, scope?: CallScope): Promise<boolean>;
   /**
    * Moves a session to a new key, atomically: afterwards the old key is
    * absent and the new one holds the same session with the same expiry. The
@@ -46,6 +67,11 @@ export interface SessionStore {
     nowMs: number,
     scope?: CallScope,
   ): Promise<(StoredVersion & { readonly sessionKey: string }) | null>;
+  /**
+   * A random secret made on first use and shared by every server on this
+   * store, for the keys derived from idempotency keys (idempotency.ts).
+   */
+  idempotencySecret(): Promise<Buffer>;
   /** Resolves when the store answers; throws STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

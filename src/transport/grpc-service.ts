@@ -6,6 +6,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { CallScope } from '../call-scope.ts';
+import { IDEMPOTENCY_HEADER } from '../idempotency.ts';
 import { givenRequestId, requestId } from '../request-id.ts';
 import { abandoned, type CallWrapper, statusOf } from '../rpc/call.ts';
 import { METHODS, type RpcMethod, SERVICE_NAME } from '../rpc/methods.ts';
@@ -31,9 +32,9 @@ export const sessionServiceDefinition: ServiceDefinition = Object.fromEntries(
   ]),
 );
 
-/** The `authorization` metadata values as strings (binary values count as malformed). */
-function authorization(metadata: Metadata): string[] {
-  return metadata.get('authorization').map((value) => (typeof value === 'string' ? value : ''));
+/** A metadata entry's values as strings (binary values count as malformed). */
+function textValues(metadata: Metadata, name: string): string[] {
+  return metadata.get(name).map((value) => (typeof value === 'string' ? value : ''));
 }
 
 /** The call as the store sees it: its deadline, and whether its client has gone. */
@@ -64,11 +65,17 @@ function handler(calls: CallWrapper, method: RpcMethod) {
     const startedAt = performance.now();
     const given = givenRequestId(call.metadata.get('x-request-id')[0]);
     const scope = scopeOf(call);
-    const credentials = authorization(call.metadata);
+    const credentials = textValues(call.metadata, 'authorization');
     let result: Promise<unknown>;
     try {
       calls.admit(method, credentials);
-      result = calls.run(method, method.decode(call.request), credentials, scope);
+      result = calls.run(
+        method,
+        method.decode(call.request),
+        credentials,
+        scope,
+        textValues(call.metadata, IDEMPOTENCY_HEADER),
+      );
     } catch (error) {
       result = Promise.reject(error);
     }

@@ -1,4 +1,5 @@
 import type { CallScope } from '../call-scope.ts';
+import { IDEMPOTENCY_HEADER } from '../idempotency.ts';
 import type { GrpcType } from '../metrics.ts';
 import { givenRequestId, requestId } from '../request-id.ts';
 import { type CallWrapper, type ServedMethod, statusOf } from '../rpc/call.ts';
@@ -46,7 +47,13 @@ export class LeanGrpcAdapter {
       admit: (headers) => calls.admit(method, headers.authorization),
       unary: async (request: Buffer, headers: RequestHeaders, scope: CallScope) =>
         method.encode(
-          await calls.run(method, method.decode(request), headers.authorization, scope),
+          await calls.run(
+            method,
+            method.decode(request),
+            headers.authorization,
+            scope,
+            headers[IDEMPOTENCY_HEADER],
+          ),
         ),
     });
   }

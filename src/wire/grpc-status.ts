@@ -3,7 +3,10 @@
  * transport uses, with the HTTP status the JSON API answers each with beside
  * it. The HTTP column is google.api's mapping (grpc-gateway's), except
  * RESOURCE_EXHAUSTED: here it always means "too large" (a session over
- * SESSION_MAX_BYTES, a body over the limit, a full memory store), so 413.
+ * SESSION_MAX_BYTES, a body over the limit, a full memory store), so 413;
+ * and FAILED_PRECONDITION: here it only means an idempotency key repeated
+ * with a different request, which the IETF Idempotency-Key draft answers
+ * with 422.
  * The third column is the name grpc-go's codes.Code.String() gives, which
  * go-grpc-prometheus writes as grpc_code, and which gRPC dashboards expect.
  */
@@ -17,7 +20,7 @@ const STATUSES = [
   ['ALREADY_EXISTS', 409, 'AlreadyExists'],
   ['PERMISSION_DENIED', 403, 'PermissionDenied'],
   ['RESOURCE_EXHAUSTED', 413, 'ResourceExhausted'],
-  ['FAILED_PRECONDITION', 400, 'FailedPrecondition'],
+  ['FAILED_PRECONDITION', 422, 'FailedPrecondition'],
   ['ABORTED', 409, 'Aborted'],
   ['OUT_OF_RANGE', 400, 'OutOfRange'],
   ['UNIMPLEMENTED', 501, 'Unimplemented'],

@@ -87,6 +87,12 @@ describe('sessionmanager CLI against a real server', () => {
     const conflict = await cli(['update', 'cli-conflict', ...addr, '--expected-version', '7']);
     assert.equal(conflict.code, 4);
     assert.match(conflict.stderr, /CONFLICT: expected_version:/);
+    const kept = await cli(['consume', 'cli-conflict', ...addr, '--expected-version', '7']);
+    assert.equal(kept.code, 4);
+    assert.equal(
+      (await cli(['consume', 'cli-conflict', ...addr, '--expected-version', '1'])).code,
+      0,
+    );
 
     const nobody = await cli([
       'get',

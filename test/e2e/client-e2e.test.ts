@@ -48,10 +48,14 @@ function rejectsWith(code: SessionErrorCode, message?: RegExp) {
 }
 
 /** Counts attempts: the metadata function runs once before each of them. */
-function countingClient(address: string): { client: Sessions; attempts: () => number } {
+function countingClient(
+  address: string,
+  idempotencyKeys = true,
+): { client: Sessions; attempts: () => number } {
   let attempts = 0;
   const client: Sessions = createClient({
     address,
+    idempotencyKeys,
     deadlineMs: 10_000,
     retries: { maxAttempts: 100, initialBackoffMs: 20, maxBackoffMs: 100 },
     metadata: () => {
@@ -277,6 +281,23 @@ for (const storeName of ['memory', 'redis'] as const) {
       assert.equal(await sessions.getSession({ sessionKey }), null);
     });
 
+    it('consume and delete with a stale expectedVersion fail with CONFLICT and leave the session', async () => {
+      const sessionKey = `${prefix}.conditional`;
+      await sessions.setSession({ sessionKey, fleetListResponse: quoteResponse });
+      await sessions.updateSession({ sessionKey, setAttributes: { step: 'validated' } });
+      const stale = rejectsWith('CONFLICT', /expected_version: is 1 but the stored version is 2/);
+      await assert.rejects(sessions.consumeSession({ sessionKey, expectedVersion: 1 }), stale);
+      await assert.rejects(
+        sessions.deleteSession({ sessionKey, expectedVersion: 0 }),
+        rejectsWith('CONFLICT', /is 0 but/),
+      );
+      const consumed = await sessions.consumeSession({ sessionKey, expectedVersion: 2 });
+      assert.deepStrictEqual(consumed?.attributes, { step: 'validated' });
+      assert.deepStrictEqual(await sessions.deleteSession({ sessionKey, expectedVersion: 2 }), {
+        deleted: false,
+      });
+    });
+
     it('invalid input fails with INVALID_ARGUMENT naming the field', async () => {
       await assert.rejects(
         sessions.getSession({ sessionKey: 'no spaces allowed' }),
@@ -341,8 +362,8 @@ for (const storeName of ['memory', 'redis'] as const) {
       });
     }
 
-    it('calls that are unsafe to repeat are not retried while the server is down', async () => {
-      const { client, attempts } = countingClient(server.address);
+    it('without idempotency keys, calls that are unsafe to repeat are not retried while the server is down', async () => {
+      const { client, attempts } = countingClient(server.address, false);
       const sessionKey = `${prefix}.unsafe`;
       await client.setSession({ sessionKey });
       const port = server.port;
@@ -367,6 +388,38 @@ for (const storeName of ['memory', 'redis'] as const) {
       } finally {
         client.close();
         server = await startOnPort(port);
+      }
+    });
+
+    it('with idempotency keys every write retries across a server restart, and a repeat gets the first outcome', async () => {
+      const { client, attempts } = countingClient(server.address);
+      const sessionKey = `${prefix}.keyed`;
+      await client.setSession({ sessionKey, fleetListResponse: quoteResponse });
+      const idempotencyKey = `${prefix}.booking-1`;
+      const port = server.port;
+      await server.close();
+      try {
+        const before = attempts();
+        const pendingConsume = client.consumeSession({ sessionKey }, { idempotencyKey });
+        const pendingSet = client.setSession({ attributes: { rider: 'r-8' } });
+        await waitFor('retries against the stopped server', async () => attempts() - before >= 4);
+        server = await startOnPort(port);
+        const created = await pendingSet;
+        assert.equal((await client.getSession(created))?.attributes.rider, 'r-8');
+        const consumed = await pendingConsume;
+        if (storeName === 'redis') {
+          assert.deepStrictEqual(consumed?.fleetListResponse, quoteResponse);
+          const again = await client.consumeSession({ sessionKey }, { idempotencyKey });
+          assert.deepStrictEqual(again, consumed, 'a repeat of the key gets the consumed data');
+          await assert.rejects(
+            client.deleteSession({ sessionKey }, { idempotencyKey }),
+            rejectsWith('IDEMPOTENCY_KEY_REUSED', /^idempotency-key:/),
+          );
+        } else {
+          assert.equal(consumed, null, 'the memory store starts empty');
+        }
+      } finally {
+        client.close();
       }
     });
 

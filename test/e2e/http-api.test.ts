@@ -94,14 +94,46 @@ for (const storeName of ['memory', 'redis'] as const) {
       const read = await call('GET', `/v1/sessions/${key}?touch=true`);
       assert.equal(read.body.ttlSeconds, '600');
 
-      const consumed = await call('POST', `/v1/sessions/${key}:consume`);
+      const stale = await call('POST', `/v1/sessions/${key}:consume`, { expectedVersion: '1' });
+      assert.equal(stale.status, 409, JSON.stringify(stale.body));
+      assert.equal(stale.body.code, 'ABORTED');
+      const consumed = await call('POST', `/v1/sessions/${key}:consume`, { expectedVersion: 2 });
       assert.equal(consumed.status, 200);
       assert.equal(consumed.body.sessionKey, key);
       assert.equal((await call('POST', `/v1/sessions/${key}:consume`)).status, 404);
 
       await call('POST', '/v1/sessions', { sessionKey: 'order:42' });
+      const kept = await call('DELETE', '/v1/sessions/order:42', { expectedVersion: '5' });
+      assert.equal(kept.status, 409, JSON.stringify(kept.body));
       assert.deepEqual((await call('DELETE', '/v1/sessions/order:42')).body, { deleted: true });
       assert.deepEqual((await call('DELETE', '/v1/sessions/order:42')).body, { deleted: false });
+    });
+
+    it('an Idempotency-Key makes a repeat return the first outcome; another request under it is a 422', async () => {
+      const once = { 'idempotency-key': `http-${Date.now()}-${Math.random()}` };
+      const body = { fleetListResponse: b64('quote'), ttlSeconds: '60' };
+      const created = await call('POST', '/v1/sessions', body, once);
+      assert.equal(created.status, 200, JSON.stringify(created.body));
+      assert.deepEqual((await call('POST', '/v1/sessions', body, once)).body, created.body);
+      const fresh = await call('POST', '/v1/sessions', body);
+      assert.notEqual(fresh.body.sessionKey, created.body.sessionKey);
+
+      const reused = await call('POST', '/v1/sessions', { ...body, ttlSeconds: '61' }, once);
+      assert.equal(reused.status, 422, JSON.stringify(reused.body));
+      assert.equal(reused.body.code, 'FAILED_PRECONDITION');
+      assert.match(reused.body.message, /^idempotency-key: was used for a different request/);
+
+      const key = created.body.sessionKey;
+      const consume = { 'idempotency-key': `${once['idempotency-key']}-consume` };
+      const consumed = await call('POST', `/v1/sessions/${key}:consume`, undefined, consume);
+      assert.equal(consumed.status, 200);
+      const again = await call('POST', `/v1/sessions/${key}:consume`, undefined, consume);
+      assert.deepEqual(again.body, consumed.body, 'the repeat gets the consumed data');
+      assert.equal((await call('GET', `/v1/sessions/${key}`)).status, 404);
+
+      const bad = await call('POST', '/v1/sessions', body, { 'idempotency-key': 'has space' });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.message, /^idempotency-key:/);
     });
 
     it('errors carry the HTTP status and the same stable code as gRPC, naming the field', async () => {

@@ -223,7 +223,7 @@ describe('the fence: no write applies after its caller was told it failed', () =
           ),
           expect,
         );
-        await assert.rejects(store.delete(key, Date.now(), scope), expect);
+        await assert.rejects(store.delete(key, Date.now(), undefined, scope), expect);
         if (code === ErrorCode.Cancelled || scope.deadlineMs < Date.now())
           await assert.rejects(store.get(key, Date.now(), false, scope), expect);
       }

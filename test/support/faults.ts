@@ -93,6 +93,16 @@ export interface NetworkFaults {
   readonly resetMidReply?: number;
   /** Chance, per chunk either way, that the connection is reset after a random part of it. */
   readonly dropRate?: number;
+  /**
+   * Where in this chunk to reset the connection, or undefined to pass it: for
+   * faults that read the protocol. `connection` is the same object for every
+   * chunk of one connection, in order, either way.
+   */
+  readonly resetAt?: (
+    connection: object,
+    direction: Direction,
+    bytes: Buffer,
+  ) => number | undefined;
 }
 
 interface Chunk {
@@ -118,6 +128,7 @@ class Pipe {
     readonly direction: Direction,
     to: Socket,
     kill: () => void,
+    readonly connection: object,
   ) {
     this.#proxy = proxy;
     this.#direction = direction;
@@ -177,6 +188,8 @@ class Pipe {
   }
 
   #resetPoint(bytes: Buffer, faults: NetworkFaults): number | undefined {
+    const chosen = faults.resetAt?.(this.connection, this.#direction, bytes);
+    if (chosen !== undefined) return chosen;
     if (
       this.#direction === 'replies' &&
       bytes.length >= 2 &&
@@ -284,8 +297,9 @@ export class FaultProxy {
   #accept(client: Socket): void {
     this.#connections++;
     const upstream = new Socket();
-    const toRedis = new Pipe(this, 'commands', upstream, () => kill());
-    const toClient = new Pipe(this, 'replies', client, () => kill());
+    const connection = {};
+    const toRedis = new Pipe(this, 'commands', upstream, () => kill(), connection);
+    const toClient = new Pipe(this, 'replies', client, () => kill(), connection);
     const kill = () => {
       toRedis.drop();
       toClient.drop();

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { type CallScope, claimedScope, UNSCOPED } from '../../src/call-scope.ts';
 import { ErrorCode, SessionError } from '../../src/errors.ts';
+import { claimOf, derivedKeys, type IdempotencyClaim } from '../../src/idempotency.ts';
 import type { SessionChange, SessionDraft } from '../../src/session.ts';
 import type { SessionStore, StoreLimits } from '../../src/store/store.ts';
 import { createTokenGenerator } from '../../src/token.ts';
@@ -9,6 +11,7 @@ export const LIMITS: StoreLimits = {
   maxLifetimeMs: 60_000,
   maxBytes: 4096,
   maxAttributes: 8,
+  idempotencyTtlMs: 60_000,
 };
 
 export interface StoreHarness {
@@ -352,6 +355,29 @@ export function storeContract(name: string, harness: () => StoreHarness): void {
       assert.equal(await store.get(key, now(), false), null);
     });
 
+    it('consume with a stale expected_version conflicts and leaves the session; the current one consumes', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now());
+      await store.update(key, change({ fleetListRequest: Buffer.from('v2') }), now());
+      await rejectsWith(store.consume(key, now(), 1), ErrorCode.VersionConflict);
+      assert.equal((await store.get(key, now(), false))?.version, 2);
+      const consumed = await store.consume(key, now(), 2);
+      assert.deepEqual(consumed?.fleetListRequest, Buffer.from('v2'));
+      assert.equal(await store.get(key, now(), false), null);
+      assert.equal(await store.consume(key, now(), 2), null);
+    });
+
+    it('delete with a stale expected_version conflicts and leaves the session; absent is false', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now());
+      await rejectsWith(store.delete(key, now(), 2), ErrorCode.VersionConflict);
+      assert.equal((await store.get(key, now(), false))?.version, 1);
+      assert.equal(await store.delete(key, now(), 1), true);
+      assert.equal(await store.delete(key, now(), 1), false);
+    });
+
     it('keys are case-sensitive and independent', async () => {
       const { store, now } = harness();
       const key = uniqueKey();
@@ -469,4 +495,118 @@ export function storeContract(name: string, harness: () => StoreHarness): void {
       await harness().store.ping();
     });
   });
+
+  describe(`${name}: idempotency records`, () => {
+    it('a repeated put, update and touch apply once and return the first outcome', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      const put = claimed('put', key);
+      const first = await store.put(key, draft(), now(), put);
+      await sleep(5);
+      assert.deepEqual(await store.put(key, draft(), now(), put), first);
+      const update = claimed('update', key);
+      const merge = change({ setAttributes: new Map([['n', Buffer.from('1')]]) });
+      const updated = await store.update(key, merge, now(), update);
+      assert.equal(updated.version, 2);
+      assert.deepEqual(await store.update(key, merge, now(), update), updated);
+      const touch = claimed('touch', key);
+      const expiresAtMs = await store.touch(key, 30, now(), touch);
+      await sleep(5);
+      assert.equal(await store.touch(key, 30, now(), touch), expiresAtMs);
+      const stored = await store.get(key, now(), false);
+      assert.equal(stored?.version, 2, 'each write applied once');
+      assert.equal(stored?.expiresAtMs, expiresAtMs);
+    });
+
+    it('a repeated consume returns the same data; the session is gone once', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now());
+      const consume = claimed('consume', key);
+      const first = await store.consume(key, now(), undefined, consume);
+      assert.deepEqual(first?.fleetListResponse, draft().fleetListResponse);
+      assert.deepEqual(await store.consume(key, now(), undefined, consume), first);
+      assert.equal(await store.consume(key, now()), null, 'an unclaimed consume finds nothing');
+      const remove = claimed('delete', key);
+      await store.put(key, draft(), now());
+      assert.equal(await store.delete(key, now(), undefined, remove), true);
+      assert.equal(await store.delete(key, now(), undefined, remove), true);
+    });
+
+    it('a repeat gets the first error, even when the state has changed since', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      const consume = claimed('consume', key);
+      assert.equal(await store.consume(key, now(), undefined, consume), null);
+      await store.put(key, draft(), now());
+      assert.equal(await store.consume(key, now(), undefined, consume), null);
+      assert.equal((await store.get(key, now(), false))?.version, 1, 'the repeat changed nothing');
+      const update = claimed('update', key);
+      await rejectsWith(
+        store.update(key, change({ expectedVersion: 7 }), now(), update),
+        ErrorCode.VersionConflict,
+      );
+      await rejectsWith(
+        store.update(key, change({ expectedVersion: 7 }), now(), update),
+        ErrorCode.VersionConflict,
+      );
+    });
+
+    it('a repeated rotate returns the same new key; the session exists once', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now());
+      const rotate = claimed('rotate', key);
+      const secret = await store.idempotencySecret();
+      assert.deepEqual(await store.idempotencySecret(), secret, 'the secret is made once');
+      const keys = () => derivedKeys(secret, rotate.idempotency as IdempotencyClaim);
+      const first = await store.rotate(key, keys(), now(), rotate);
+      assert.ok(first);
+      assert.deepEqual(await store.rotate(key, keys(), now(), rotate), first);
+      assert.equal(await store.get(key, now(), false), null);
+      assert.equal((await store.get(first.sessionKey, now(), false))?.version, 1);
+    });
+
+    it('another request under the same claim is IDEMPOTENCY_KEY_REUSED and changes nothing', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now(), claimed('key-1', key, 'first'));
+      await rejectsWith(
+        store.put(key, draft({ ttlSeconds: 5 }), now(), claimed('key-1', key, 'second')),
+        ErrorCode.IdempotencyKeyReused,
+      );
+      await rejectsWith(
+        store.consume(key, now(), undefined, claimed('key-1', key, 'third')),
+        ErrorCode.IdempotencyKeyReused,
+      );
+      const session = await store.get(key, now(), false);
+      assert.equal(session?.version, 1);
+      assert.equal(session?.ttlSeconds, 60);
+    });
+
+    it('claims are independent: per caller, and per session', async () => {
+      const { store, now } = harness();
+      const key = uniqueKey();
+      await store.put(key, draft(), now());
+      const merge = change({ setAttributes: new Map([['n', Buffer.from('1')]]) });
+      await store.update(key, merge, now(), claimed('same', key, 'request', 'caller-a'));
+      const other = await store.update(
+        key,
+        merge,
+        now(),
+        claimed('same', key, 'request', 'caller-b'),
+      );
+      assert.equal(other.version, 3, "caller b's call is its own");
+      await store.put(`${key}-2`, draft(), now(), claimed('same', key, 'request', 'caller-a'));
+      assert.equal((await store.get(`${key}-2`, now(), false))?.version, 1);
+    });
+  });
+}
+
+/**
+ * The scope of a call with idempotency key `key`, unique to this run and
+ * `session`; `request` stands for the request's content.
+ */
+function claimed(key: string, session: string, request = key, caller = ''): CallScope {
+  return claimedScope(UNSCOPED, claimOf(caller, `${session}/${key}`, 'Method', request));
 }

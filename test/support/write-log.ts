@@ -15,7 +15,10 @@ export interface ScriptRun {
   readonly atMs: number;
   /** The script's name (put, update, ...) as src/store/redis/scripts.ts names it. */
   readonly script: string;
-  /** The script's keys and arguments: KEYS[1], then ARGV (the fence first). */
+  /**
+   * The script's keys and arguments: KEYS[1], then ARGV (the fence first,
+   * then the script's own, without lua/idempotency.lua's three).
+   */
   readonly key: string;
   readonly argv: readonly string[];
   /** True when the script wrote (HSET, DEL, HDEL, PEXPIRE, RENAMENX, PEXPIREAT). */
@@ -25,6 +28,14 @@ export interface ScriptRun {
 }
 
 const WRITES = new Set(['HSET', 'DEL', 'HDEL', 'PEXPIRE', 'PEXPIREAT', 'RENAMENX']);
+
+const IDEMPOTENCY_ARGUMENTS = 3;
+
+const IDEMPOTENT = new Set(
+  Object.entries(Scripts)
+    .filter(([, script]) => script.idempotent)
+    .map(([name]) => name),
+);
 
 const SCRIPT_BY_SHA = new Map(
   Object.entries(Scripts).map(([name, script]) => [script.sha1, name] as const),
@@ -208,11 +219,13 @@ export class WriteLog {
     if (!script) return;
     // EVALSHA sha numkeys key... arg...
     const numkeys = Number(command.args[2]);
+    const argv = command.args.slice(3 + numkeys);
+    if (IDEMPOTENT.has(script)) argv.splice(1, IDEMPOTENCY_ARGUMENTS);
     this.runs.push({
       atMs: lua[0]?.atMs ?? command.atMs,
       script,
       key: command.args[3] ?? '',
-      argv: command.args.slice(3 + numkeys),
+      argv,
       wrote: lua.some((l) => WRITES.has(l.args[0]?.toUpperCase() ?? '')),
       fenced: lua.length === 1 && lua[0]?.args[0]?.toUpperCase() === 'TIME',
     });

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { keySlot, redisKey, sameSlotKey } from '../../src/store/redis/keys.ts';
+import {
+  keySlot,
+  recordKey,
+  redisKey,
+  sameSlotKey,
+  secretKey,
+} from '../../src/store/redis/keys.ts';
 import type { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { Scripts } from '../../src/store/redis/scripts.ts';
 import { createTokenGenerator } from '../../src/token.ts';
@@ -78,7 +84,8 @@ describe('redis cluster: layout and scripts', () => {
       const keys = master.cli('--scan', '--pattern', `${prefix}*`).split('\n').filter(Boolean);
       assert.ok(keys.length > 0, `master ${master.port} holds sessions`);
       total += keys.length;
-      for (const key of keys) {
+      // The idempotency secret alone lives on: one small key per prefix (keys.ts).
+      for (const key of keys.filter((name) => name !== secretKey(prefix))) {
         const ttl = Number(master.cli('PTTL', key));
         assert.ok(ttl > 0 || ttl === -2, `${key} on ${master.port} has PTTL ${ttl}`);
       }
@@ -97,6 +104,22 @@ describe('redis cluster: layout and scripts', () => {
     for (const master of cluster.masters()) {
       const loaded = master.cli('SCRIPT', 'EXISTS', Scripts.put.sha1, Scripts.consume.sha1);
       assert.equal(loaded, '1\n1', `scripts reloaded on master ${master.port}`);
+    }
+  });
+
+  it("an idempotency record lies in its session's slot, with or without a tagged prefix", async () => {
+    const node = cluster.nodes[0];
+    assert.ok(node);
+    const generate = createTokenGenerator();
+    for (const keyPrefix of [prefix, '{tenant-7}:sm:', 'a{b}c:']) {
+      for (let i = 0; i < 20; i++) {
+        const session = redisKey(keyPrefix, generate());
+        const record = recordKey(keyPrefix, session, generate());
+        assert.equal(
+          node.cli('CLUSTER', 'KEYSLOT', record),
+          node.cli('CLUSTER', 'KEYSLOT', session),
+        );
+      }
     }
   });
 

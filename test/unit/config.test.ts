@@ -11,6 +11,7 @@ describe('config', () => {
     assert.equal(config.session.defaultTtlSeconds, 900);
     assert.equal(config.session.maxLifetimeMs, 24 * 3_600_000);
     assert.equal(config.session.maxBytes, 1024 * 1024);
+    assert.equal(config.session.idempotencyTtlMs, 10 * 60_000);
     assert.equal(config.redis, undefined);
     assert.ok(Object.isFrozen(config));
   });
@@ -98,6 +99,17 @@ describe('config', () => {
       );
     });
   }
+
+  it('IDEMPOTENCY_TTL is a duration; REDIS_KEY_PREFIX may hold braces only as a hash tag', () => {
+    assert.equal(loadConfig({ IDEMPOTENCY_TTL: '1h' }).session.idempotencyTtlMs, 3_600_000);
+    assert.throws(() => loadConfig({ IDEMPOTENCY_TTL: '10ms' }), /IDEMPOTENCY_TTL="10ms"/);
+    const prefix = (value: string) =>
+      loadConfig({ REDIS_HOST: 'redis', REDIS_KEY_PREFIX: value }).redis?.keyPrefix;
+    assert.equal(prefix('{sm}:'), '{sm}:');
+    for (const bad of ['sm{:', 'sm}:', '{}sm:']) {
+      assert.throws(() => prefix(bad), /REDIS_KEY_PREFIX=.*hash tag/, bad);
+    }
+  });
 
   it('rejects a default ttl above the maximum ttl', () => {
     assert.throws(

@@ -14,6 +14,7 @@ type Operation = {
   summary?: string;
   responses: Record<string, unknown>;
   requestBody?: unknown;
+  parameters?: Array<{ name: string; in: string }>;
 };
 const operations = Object.values(openApiDocument.paths).flatMap(
   (item) => Object.values(item) as Operation[],
@@ -58,20 +59,22 @@ describe('the OpenAPI document', () => {
       assert.ok(operation.summary);
     }
     const statuses = (id: string) => Object.keys(byId.get(id)?.responses ?? {}).sort();
-    assert.deepEqual(statuses('SetSession'), ['200', '400', '401', '403', '413', '500', '503']);
-    assert.deepEqual(statuses('GetSession'), ['200', '400', '401', '403', '404', '500', '503']);
-    assert.deepEqual(statuses('UpdateSession'), [
-      '200',
-      '400',
-      '401',
-      '403',
-      '404',
-      '409',
-      '413',
-      '500',
-      '503',
-    ]);
-    assert.deepEqual(statuses('DeleteSession'), ['200', '400', '401', '403', '500', '503']);
+    const every = ['200', '400', '401', '403', '500', '503'];
+    const plus = (...codes: string[]) => [...every, ...codes].sort();
+    // 422: an Idempotency-Key reused for another request, on every write.
+    assert.deepEqual(statuses('SetSession'), plus('413', '422'));
+    assert.deepEqual(statuses('GetSession'), plus('404'));
+    assert.deepEqual(statuses('UpdateSession'), plus('404', '409', '413', '422'));
+    assert.deepEqual(statuses('TouchSession'), plus('404', '422'));
+    assert.deepEqual(statuses('DeleteSession'), plus('409', '422'));
+    assert.deepEqual(statuses('ConsumeSession'), plus('404', '409', '422'));
+    assert.deepEqual(statuses('RotateSessionKey'), plus('404', '422'));
+    const headers = (id: string) =>
+      (byId.get(id)?.parameters ?? [])
+        .filter((parameter) => parameter.in === 'header')
+        .map((parameter) => parameter.name);
+    assert.deepEqual(headers('SetSession'), ['Idempotency-Key']);
+    assert.deepEqual(headers('GetSession'), []);
   });
 
   it('marks what a reply always holds as required, and request bodies reject unknown fields', () => {

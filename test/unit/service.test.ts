@@ -12,6 +12,7 @@ const limits: SessionLimits = {
   maxLifetimeMs: 24 * 3_600_000,
   maxBytes: 4096,
   maxAttributes: 16,
+  idempotencyTtlMs: 60_000,
 };
 const store = new MemoryStore(limits, 64 * 1024 * 1024);
 after(() => store.close());
@@ -58,8 +59,8 @@ describe('session service rules', () => {
             service.get(key, false),
             service.set({ ...content, sessionKey: key, ttlSeconds: 0 }),
             service.touch(key, 0),
-            service.consume(key),
-            service.delete(key),
+            service.consume({ sessionKey: key }),
+            service.delete({ sessionKey: key }),
             service.update({
               sessionKey: key,
               setAttributes: new Map(),
@@ -83,7 +84,7 @@ describe('session service rules', () => {
 
   it('an empty key is required everywhere but SetSession', async () => {
     await fails(service.get('', false), ErrorCode.InvalidArgument, 'session_key');
-    await fails(service.delete(''), ErrorCode.InvalidArgument, 'session_key');
+    await fails(service.delete({ sessionKey: '' }), ErrorCode.InvalidArgument, 'session_key');
   });
 
   it('ttl_seconds must be 0 or 1..max', async () => {
@@ -161,7 +162,7 @@ describe('session service rules', () => {
   it('absent sessions are NOT_FOUND for get, update, touch and consume; delete reports false', async () => {
     await fails(service.get('absent', false), ErrorCode.NotFound, 'session_key');
     await fails(service.touch('absent', 0), ErrorCode.NotFound, 'session_key');
-    await fails(service.consume('absent'), ErrorCode.NotFound, 'session_key');
+    await fails(service.consume({ sessionKey: 'absent' }), ErrorCode.NotFound, 'session_key');
     await fails(
       service.update({
         sessionKey: 'absent',
@@ -172,6 +173,6 @@ describe('session service rules', () => {
       ErrorCode.NotFound,
       'session_key',
     );
-    assert.equal(await service.delete('absent'), false);
+    assert.equal(await service.delete({ sessionKey: 'absent' }), false);
   });
 });

@@ -33,8 +33,8 @@ commands:
   update  KEY [--request P] [--response P] [--attr name=P ...] [--remove name ...]
               [--expected-version N] [--ttl S]
   touch   KEY [--ttl S]
-  consume KEY
-  delete  KEY
+  consume KEY [--expected-version N]
+  delete  KEY [--expected-version N]
   rotate  KEY                            move the session to a new key (printed); the old key is gone
   health
 
@@ -211,6 +211,8 @@ async function runCommand(argv: string[]): Promise<number> {
     codec: { fleetListRequest: rawCodec, fleetListResponse: rawCodec, attributes: rawCodec },
   });
   const sessionKey = key ?? '';
+  const expectedVersion = integer('expected-version', values['expected-version']);
+  const expected = () => (expectedVersion === undefined ? {} : { expectedVersion });
   const payloads = {
     ...(values.request !== undefined && { fleetListRequest: parsePayload(values.request) }),
     ...(values.response !== undefined && { fleetListResponse: parsePayload(values.response) }),
@@ -234,13 +236,12 @@ async function runCommand(argv: string[]): Promise<number> {
         return ExitCode.ok;
       }
       case 'update': {
-        const expectedVersion = integer('expected-version', values['expected-version']);
         const session = await sessions.updateSession({
           sessionKey,
           ...payloads,
           setAttributes: parseAttributes(values.attr ?? []),
           removeAttributes: values.remove ?? [],
-          ...(expectedVersion !== undefined && { expectedVersion }),
+          ...expected(),
           ...(ttlSeconds !== undefined && { ttlSeconds }),
         });
         print(sessionOutput(session));
@@ -255,13 +256,13 @@ async function runCommand(argv: string[]): Promise<number> {
         );
         return ExitCode.ok;
       case 'consume': {
-        const session = await sessions.consumeSession({ sessionKey });
+        const session = await sessions.consumeSession({ sessionKey, ...expected() });
         if (!session) return notFound();
         print(sessionOutput(session));
         return ExitCode.ok;
       }
       case 'delete':
-        print(await sessions.deleteSession({ sessionKey }));
+        print(await sessions.deleteSession({ sessionKey, ...expected() }));
         return ExitCode.ok;
       case 'rotate':
         print(await sessions.rotateSessionKey({ sessionKey }));

@@ -38,17 +38,20 @@ type SessionManagerServiceClient interface {
 	TouchSession(ctx context.Context, in *TouchSessionRequest, opts ...grpc.CallOption) (*TouchSessionResponse, error)
 	// Reads and deletes the session in one atomic step, so that what it holds
 	// (a quoted fleet list) can be used once: a second consumer gets NOT_FOUND.
+	// ABORTED when expected_version is set and differs from the stored version.
 	ConsumeSession(ctx context.Context, in *ConsumeSessionRequest, opts ...grpc.CallOption) (*SessionData, error)
 	// Deletes the session. Idempotent: deleting an absent key succeeds with
-	// deleted = false.
+	// deleted = false. ABORTED when expected_version is set and differs from
+	// the stored version of a session that exists.
 	DeleteSession(ctx context.Context, in *DeleteSessionRequest, opts ...grpc.CallOption) (*DeleteSessionResponse, error)
 	// Re-keys a session, for callers that must after a privilege change (a
 	// login, a step-up): the server generates a new key (as SetSession does),
 	// moves the session to it and removes the old key, in one atomic step.
 	// Afterwards the old key is NOT_FOUND everywhere and the new one holds the
 	// same data, version, created_at and expiry (rotation is not activity).
-	// NOT_FOUND when the session is absent or expired. Not safe to retry: a
-	// retry after a lost reply finds the old key gone.
+	// NOT_FOUND when the session is absent or expired. Safe to retry only with
+	// an idempotency key: without one, a retry after a lost reply finds the old
+	// key gone.
 	RotateSessionKey(ctx context.Context, in *RotateSessionKeyRequest, opts ...grpc.CallOption) (*RotateSessionKeyResponse, error)
 }
 
@@ -148,17 +151,20 @@ type SessionManagerServiceServer interface {
 	TouchSession(context.Context, *TouchSessionRequest) (*TouchSessionResponse, error)
 	// Reads and deletes the session in one atomic step, so that what it holds
 	// (a quoted fleet list) can be used once: a second consumer gets NOT_FOUND.
+	// ABORTED when expected_version is set and differs from the stored version.
 	ConsumeSession(context.Context, *ConsumeSessionRequest) (*SessionData, error)
 	// Deletes the session. Idempotent: deleting an absent key succeeds with
-	// deleted = false.
+	// deleted = false. ABORTED when expected_version is set and differs from
+	// the stored version of a session that exists.
 	DeleteSession(context.Context, *DeleteSessionRequest) (*DeleteSessionResponse, error)
 	// Re-keys a session, for callers that must after a privilege change (a
 	// login, a step-up): the server generates a new key (as SetSession does),
 	// moves the session to it and removes the old key, in one atomic step.
 	// Afterwards the old key is NOT_FOUND everywhere and the new one holds the
 	// same data, version, created_at and expiry (rotation is not activity).
-	// NOT_FOUND when the session is absent or expired. Not safe to retry: a
-	// retry after a lost reply finds the old key gone.
+	// NOT_FOUND when the session is absent or expired. Safe to retry only with
+	// an idempotency key: without one, a retry after a lost reply finds the old
+	// key gone.
 	RotateSessionKey(context.Context, *RotateSessionKeyRequest) (*RotateSessionKeyResponse, error)
 	mustEmbedUnimplementedSessionManagerServiceServer()
 }

@@ -12,6 +12,21 @@ export function redisKey(prefix: string, sessionKey: string): string {
   return `${prefix}s:${hash('sha256', sessionKey, 'base64url')}`;
 }
 
+/**
+ * The Redis key of an idempotency record (src/idempotency.ts) of a call on
+ * the session under `sessionRedisKey`. Its hash tag is the session's whole
+ * Redis key, which has no tag of its own, so both lie in one Cluster slot and
+ * one script updates both. A prefix that carries a tag puts every key in its
+ * slot anyway (config.ts refuses a prefix with a brace but no tag). Only
+ * digests: neither the session key nor the idempotency key.
+ */
+export function recordKey(prefix: string, sessionRedisKey: string, claimId: string): string {
+  return `${prefix}i:{${sessionRedisKey}}:${claimId}`;
+}
+
+/** The hash holding the secret that keys derived from idempotency keys are made with. */
+export const secretKey = (prefix: string) => `${prefix}idempotency-secret`;
+
 /** The fixed fields of a session's hash: one that lacks any of them is torn. */
 export const Field = {
   fleetListRequest: 'fleet_list_request',

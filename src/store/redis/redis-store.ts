@@ -1,14 +1,24 @@
+import { randomBytes } from 'node:crypto';
 import type { CallScope } from '../../call-scope.ts';
 import { ErrorCode, notFound, SessionError, tooLarge, versionConflict } from '../../errors.ts';
+import { idempotencyKeyReused } from '../../idempotency.ts';
 import type { Logger } from '../../logger.ts';
 import type { Session, SessionChange, SessionDraft } from '../../session.ts';
 import { contentSize } from '../../session.ts';
 import type { Reply } from '../../wire/resp.ts';
 import type { SessionStore, StoredVersion, StoreLimits } from '../store.ts';
 import { RedisConnection } from './connection.ts';
-import { ATTRIBUTE_PREFIX, attributeField, Field, redisKey, sameSlotKey } from './keys.ts';
+import {
+  ATTRIBUTE_PREFIX,
+  attributeField,
+  Field,
+  recordKey,
+  redisKey,
+  sameSlotKey,
+  secretKey,
+} from './keys.ts';
 import type { RedisConfig } from './redis-config.ts';
-import { Scripts } from './scripts.ts';
+import { type Script, Scripts } from './scripts.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -20,7 +30,20 @@ const ScriptStatus = {
   tooLarge: -3,
   tooManyAttributes: -4,
   keyTaken: -5,
+  idempotencyKeyReused: -6,
 } as const;
+
+/** The idempotency wrapper's first element (lua/idempotency.lua): the reply is a recorded one. */
+const REPLAYED = 1;
+
+/** Bytes of a fresh secret for keys derived from idempotency keys. */
+const SECRET_BYTES = 32;
+
+/** A write's reply, and the time to read it as of: now, or for a repeat, the first call's now. */
+interface Outcome {
+  readonly reply: Reply;
+  readonly atMs: number;
+}
 
 /** RotateSessionKey draws another key when the new one is taken (never seen with 256-bit keys). */
 const ROTATE_ATTEMPTS = 3;
@@ -71,14 +94,15 @@ export class RedisStore implements SessionStore {
       draft.fleetListResponse,
     ];
     for (const [name, value] of draft.attributes) args.push(attributeField(name), value);
-    const reply = await this.#redis.runScript(
+    const { reply, atMs } = await this.#write(
       Scripts.put,
       [this.#redisKey(sessionKey)],
       args,
+      nowMs,
       scope,
     );
     const [version, expiresAtMs] = asArray(reply);
-    return { version: Number(version), expiresAtMs: Number(expiresAtMs), createdAtMs: nowMs };
+    return { version: Number(version), expiresAtMs: Number(expiresAtMs), createdAtMs: atMs };
   }
 
   async get(
@@ -89,7 +113,7 @@ export class RedisStore implements SessionStore {
   ): Promise<Session | null> {
     const key = this.#redisKey(sessionKey);
     const reply = touch
-      ? await this.#touch(key, 0, nowMs, true, scope)
+      ? (await this.#touch(key, 0, nowMs, true, scope)).reply
       : await this.#redis.send(['HGETALL', key], key, scope);
     return this.#readable(reply, key, nowMs, scope);
   }
@@ -106,7 +130,7 @@ export class RedisStore implements SessionStore {
       String(maxLifetimeMs),
       String(maxBytes),
       String(maxAttributes),
-      change.expectedVersion === undefined ? '' : String(change.expectedVersion),
+      versionArgument(change.expectedVersion),
       String(change.ttlSeconds),
       change.fleetListRequest ? '1' : '0',
       change.fleetListRequest ?? EMPTY,
@@ -117,11 +141,11 @@ export class RedisStore implements SessionStore {
     for (const [name, value] of change.setAttributes) args.push(attributeField(name), value);
     for (const name of change.removeAttributes) args.push(attributeField(name));
     const key = this.#redisKey(sessionKey);
-    const reply = await this.#redis.runScript(Scripts.update, [key], args, scope);
+    const { reply, atMs } = await this.#write(Scripts.update, [key], args, nowMs, scope);
     const [status, detail] = asArray(reply);
     switch (status) {
       case ScriptStatus.ok:
-        return (await this.#readable(detail ?? null, key, nowMs, scope)) ?? throwNotFound();
+        return (await this.#readable(detail ?? null, key, atMs, scope)) ?? throwNotFound();
       case ScriptStatus.absent:
         throw notFound();
       case ScriptStatus.versionConflict:
@@ -147,40 +171,74 @@ export class RedisStore implements SessionStore {
     nowMs: number,
     scope?: CallScope,
   ): Promise<number | null> {
-    const reply = await this.#touch(this.#redisKey(sessionKey), ttlSeconds, nowMs, false, scope);
+    const { reply } = await this.#touch(
+      this.#redisKey(sessionKey),
+      ttlSeconds,
+      nowMs,
+      false,
+      scope,
+    );
     return reply === ScriptStatus.absent ? null : Number(reply);
   }
 
-  async consume(sessionKey: string, nowMs: number, scope?: CallScope): Promise<Session | null> {
+  async consume(
+    sessionKey: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<Session | null> {
     const key = this.#redisKey(sessionKey);
-    // The script deleted the hash whatever it held: a torn one needs no repair.
-    const session = sessionFrom(
-      await this.#redis.runScript(Scripts.consume, [key], [], scope),
+    const { reply, atMs } = await this.#write(
+      Scripts.consume,
+      [key],
+      [versionArgument(expectedVersion)],
       nowMs,
+      scope,
     );
+    const [status, detail] = asArray(reply);
+    if (status === ScriptStatus.versionConflict)
+      throw versionConflict(expectedVersion ?? 0, Number(detail));
+    // The script deleted the hash whatever it held: a torn one needs no repair.
+    const session = sessionFrom(detail ?? null, atMs);
     return session === TORN || session === EXPIRED ? null : session;
   }
 
-  async delete(sessionKey: string, _nowMs: number, scope?: CallScope): Promise<boolean> {
+  async delete(
+    sessionKey: string,
+    nowMs: number,
+    expectedVersion?: number,
+    scope?: CallScope,
+  ): Promise<boolean> {
     const key = this.#redisKey(sessionKey);
-    return (await this.#redis.runScript(Scripts.delete, [key], [], scope)) === 1;
+    const { reply } = await this.#write(
+      Scripts.delete,
+      [key],
+      [versionArgument(expectedVersion)],
+      nowMs,
+      scope,
+    );
+    const [status, detail] = asArray(reply);
+    if (status === ScriptStatus.versionConflict)
+      throw versionConflict(expectedVersion ?? 0, Number(detail));
+    return status === 1;
   }
 
   /**
    * RENAMENX in a script. On Cluster both keys must share a slot, so the new
    * key is drawn until its Redis key lands in the old one's slot (keys.ts).
    */
-  async rotate(sessionKey: string, nextKey: () => string, _nowMs: number, scope?: CallScope) {
+  async rotate(sessionKey: string, nextKey: () => string, nowMs: number, scope?: CallScope) {
     const key = this.#redisKey(sessionKey);
     for (let attempt = 0; attempt < ROTATE_ATTEMPTS; attempt++) {
       const nextSessionKey = this.#cluster
         ? (await sameSlotKey(this.#prefix, sessionKey, nextKey)).key
         : nextKey();
       if (nextSessionKey === sessionKey) continue;
-      const reply = await this.#redis.runScript(
+      const { reply } = await this.#write(
         Scripts.rotate,
         [key, this.#redisKey(nextSessionKey)],
         [],
+        nowMs,
         scope,
       );
       if (reply === ScriptStatus.absent) return null;
@@ -194,6 +252,15 @@ export class RedisStore implements SessionStore {
       };
     }
     return internal(`rotate found no free key in ${ROTATE_ATTEMPTS} attempts`);
+  }
+
+  async idempotencySecret(): Promise<Buffer> {
+    const reply = await this.#redis.runScript(
+      Scripts.secret,
+      [secretKey(this.#prefix)],
+      [randomBytes(SECRET_BYTES)],
+    );
+    return Buffer.isBuffer(reply) ? reply : internal('unexpected secret reply');
   }
 
   async ping(): Promise<void> {
@@ -210,14 +277,47 @@ export class RedisStore implements SessionStore {
     nowMs: number,
     returnSession: boolean,
     scope: CallScope | undefined,
-  ): Promise<Reply> {
+  ): Promise<Outcome> {
     const args = [
       String(nowMs),
       String(ttlSeconds),
       String(this.#limits.maxLifetimeMs),
       returnSession ? '1' : '0',
     ];
-    return this.#redis.runScript(Scripts.touch, [key], args, scope);
+    return this.#write(Scripts.touch, [key], args, nowMs, scope);
+  }
+
+  /**
+   * Runs a write's script (one loaded with lua/idempotency.lua). With the
+   * call's idempotency claim, the record joins the keys, in the first key's
+   * slot (keys.ts); a repeat gets the recorded reply, and a repeat with
+   * another request IDEMPOTENCY_KEY_REUSED.
+   */
+  async #write(
+    script: Script,
+    keys: readonly string[],
+    args: ReadonlyArray<string | Buffer>,
+    nowMs: number,
+    scope: CallScope | undefined,
+  ): Promise<Outcome> {
+    const claim = scope?.idempotency;
+    if (claim === undefined) {
+      const reply = await this.#redis.runScript(script, keys, ['', '', '', ...args], scope);
+      return { reply, atMs: nowMs };
+    }
+    const record = recordKey(this.#prefix, keys[0] as string, claim.id);
+    const ttl = String(this.#limits.idempotencyTtlMs);
+    const reply = await this.#redis.runScript(
+      script,
+      [...keys, record],
+      [ttl, claim.fingerprint, String(nowMs), ...args],
+      scope,
+    );
+    const [status, atMs, outcome] = asArray(reply);
+    if (status === ScriptStatus.idempotencyKeyReused) throw idempotencyKeyReused();
+    if (status === REPLAYED && this.#logger.isLevelEnabled('debug'))
+      this.#logger.debug({ script: script.name }, 'replayed a recorded outcome');
+    return { reply: outcome ?? null, atMs: Number(atMs) };
   }
 
   /**
@@ -253,6 +353,10 @@ function internal(problem: string): never {
 function throwNotFound(): never {
   throw notFound();
 }
+
+/** An expected version as the scripts take it: "" for none. */
+const versionArgument = (expectedVersion: number | undefined) =>
+  expectedVersion === undefined ? '' : String(expectedVersion);
 
 function asArray(reply: Reply): Reply[] {
   return Array.isArray(reply) ? reply : internal('unexpected reply shape');

@@ -6,6 +6,8 @@ export interface Script {
   readonly name: string;
   readonly source: string;
   readonly sha1: string;
+  /** Loaded with lua/idempotency.lua: its three arguments follow the fence. */
+  readonly idempotent: boolean;
 }
 
 const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
@@ -14,18 +16,36 @@ const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.
 const FENCE = read('fence');
 /** The expiry rule and the check for torn sessions (lua/session.lua). */
 const SESSION = read('session');
+/** The idempotency record read before, and written with, a write (lua/idempotency.lua). */
+const IDEMPOTENCY = read('idempotency');
 
 function load(name: string, includes: readonly string[] = []): Script {
-  const source = [FENCE, ...includes, read(name)].join('\n');
-  return { name, source, sha1: createHash('sha1').update(source).digest('hex') };
+  return script(name, false, [FENCE, ...includes, read(name)]);
+}
+
+/** A write that honours an idempotency key: its body runs inside lua/idempotency.lua's settle(). */
+function loadIdempotent(name: string, includes: readonly string[] = []): Script {
+  return script(name, true, [
+    FENCE,
+    IDEMPOTENCY,
+    ...includes,
+    `local function run()\n${read(name)}\nend`,
+    'return settle(run())',
+  ]);
+}
+
+function script(name: string, idempotent: boolean, parts: readonly string[]): Script {
+  const source = parts.join('\n');
+  return { name, source, sha1: createHash('sha1').update(source).digest('hex'), idempotent };
 }
 
 export const Scripts = {
-  put: load('put-1', [SESSION]),
-  touch: load('touch-1', [SESSION]),
-  update: load('update-1', [SESSION]),
-  consume: load('consume-1'),
-  delete: load('delete-1', [SESSION]),
-  rotate: load('rotate-2', [SESSION]),
+  put: loadIdempotent('put-1', [SESSION]),
+  touch: loadIdempotent('touch-1', [SESSION]),
+  update: loadIdempotent('update-1', [SESSION]),
+  consume: loadIdempotent('consume-1'),
+  delete: loadIdempotent('delete-1', [SESSION]),
+  rotate: loadIdempotent('rotate-2', [SESSION]),
   repair: load('repair-1', [SESSION]),
+  secret: load('secret-1'),
 } as const;

@@ -2,11 +2,18 @@
   Deletes a session (a script rather than DEL so that it is fenced too).
 
   KEYS[1]  the session hash
+  ARGV[1]  expected version, or "" for none
 
-  Returns 1 when a session was deleted, 0 when there was none (a torn one is
-  deleted too, and counts as none).
+  Returns {1} when a session was deleted, {0} when there was none (a torn
+  one is deleted too, and counts as none), {-2, stored version} when the
+  expected version differs (nothing changes).
 ]]
-if not live_session(KEYS[1]) then
-  return 0
+local created_at, _, version = live_session(KEYS[1])
+if not created_at then
+  return {0}
 end
-return redis.call('DEL', KEYS[1])
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= version then
+  return {-2, version}
+end
+redis.call('DEL', KEYS[1])
+return {1}
