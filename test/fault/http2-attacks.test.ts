@@ -97,11 +97,20 @@ for (const transport of ['lean', 'grpc-js'] as const) {
           rssPeak = Math.max(rssPeak, rssMb(pid));
         }, 100);
         const legit = legitimateLoad(client, 4);
-        const stop = new AbortController();
-        const attacking = attack.run(port, stop.signal);
-        await new Promise((resolve) => setTimeout(resolve, ATTACK_MS));
-        stop.abort();
-        const report = await attacking;
+        const attackFor = async (ms: number) => {
+          const stop = new AbortController();
+          const attacking = attack.run(port, stop.signal);
+          await new Promise((resolve) => setTimeout(resolve, ms));
+          stop.abort();
+          return attacking;
+        };
+        let report = await attackFor(ATTACK_MS);
+        // A busy machine may not let the attacker reach a limit within the
+        // first run: the assertion is that it is cut off, not how fast.
+        const mustBeCutOff = transport === 'lean' && CUT_OFF_ON_LEAN.has(attack.name);
+        for (let more = 0; mustBeCutOff && report.cutOff === 0 && more < 3; more++) {
+          report = await attackFor(2 * ATTACK_MS);
+        }
         await legit.stop();
         clearInterval(sampler);
         t.diagnostic(
@@ -125,7 +134,7 @@ for (const transport of ['lean', 'grpc-js'] as const) {
             rssPeak - rssBefore <= MAX_GROWTH_MB,
             `RSS grew by ${Math.round(rssPeak - rssBefore)} MB`,
           );
-          if (CUT_OFF_ON_LEAN.has(attack.name)) {
+          if (mustBeCutOff) {
             assert.ok(report.cutOff > 0, 'the server closed an attacking connection');
           }
         }
