@@ -274,10 +274,18 @@ describe('the container image', () => {
 
     // Stored in Redis under a hashed key with a TTL, in database 5, and the
     // service's user was never refused anything.
-    const keys = redis.cli('-n', '5', '--scan', '--pattern', `${KEY_PREFIX}*`).split('\n');
+    const scan = (pattern: string) =>
+      redis.cli('-n', '5', '--scan', '--pattern', `${KEY_PREFIX}${pattern}`).split('\n');
+    const keys = scan('s:*');
     assert.equal(keys.length, 1);
     assert.ok(!keys[0]?.includes(httpKey));
     assert.ok(Number(redis.cli('-n', '5', 'PTTL', keys[0] as string)) > 0);
+    // The client's idempotency records (one per write above) expire too.
+    const records = scan('i:*');
+    assert.ok(records.length >= 10, `${records.length} idempotency records`);
+    for (const record of records) {
+      assert.ok(Number(redis.cli('-n', '5', 'PTTL', record)) > 0, 'a record without a TTL');
+    }
     assert.equal(redis.cli('ACL', 'LOG'), '');
     assert.equal(redis.cli('CONFIG', 'GET', 'appendonly').split('\n')[1], 'yes');
   });
