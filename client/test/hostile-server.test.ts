@@ -8,25 +8,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { FrameType, PREFACE, Setting } from '../../src/wire/http2/frames.ts';
 import { encodeHeaders, HpackDecoder } from '../../src/wire/http2/hpack.ts';
+import { h2Frame as frame } from '../../test/support/wire.ts';
 import { createClient, SessionError, type SessionErrorCode } from '../src/index.ts';
 
 const DEADLINE_MS = 400;
 /** How late past its deadline a call may settle on a busy machine. */
 const MARGIN_MS = 1500;
-
-function frame(
-  type: number,
-  flags: number,
-  stream: number,
-  payload: Buffer = Buffer.alloc(0),
-): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(stream, 5);
-  return Buffer.concat([header, payload]);
-}
 
 function settings(entries: Array<[number, number]> = []): Buffer {
   const payload = Buffer.alloc(entries.length * 6);
