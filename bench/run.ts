@@ -306,6 +306,7 @@ async function storeOnly(redisPort: number, redisPid: number, op: Op, concurrenc
       password: undefined,
       tls: false,
       keyPrefix: 'bench:',
+      layout: (env.BENCH_LAYOUT ?? 'compact') as 'compact' | 'legacy',
       commandTimeoutMs: 5000,
       connectTimeoutMs: 2000,
     },
@@ -314,6 +315,8 @@ async function storeOnly(redisPort: number, redisPid: number, op: Op, concurrenc
       maxBytes: 1 << 20,
       maxAttributes: 1000,
       idempotencyTtlMs: 600_000,
+      maxPerOwner: 100,
+      atOwnerLimit: 'evict-oldest',
     },
     createLogger('warn'),
   );

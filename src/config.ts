@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import type { TokenGrant } from './auth.ts';
+import type { OwnerLimitPolicy } from './store/store.ts';
 import { parseTokenGrants } from './auth-tokens.ts';
 import type { RedisConfig, RedisNode, RedisTopology } from './store/redis/redis-config.ts';
 import type { Http2Limits } from './wire/http2/limits.ts';
@@ -54,6 +55,8 @@ export interface SessionLimits {
   readonly maxBytes: number;
   readonly maxAttributes: number;
   readonly idempotencyTtlMs: number;
+  readonly maxPerOwner: number;
+  readonly atOwnerLimit: OwnerLimitPolicy;
 }
 
 export class ConfigError extends Error {
@@ -142,6 +145,14 @@ const ENV = z.object({
   // of consumed sessions the records hold stay a small multiple of the
   // sessions themselves (docs/guarantees.md).
   IDEMPOTENCY_TTL: duration(1000).default(10 * 60_000),
+  // A rider holds a few live quotes; a hundred leaves room for a busy flow and
+  // bounds what one owner costs to list, revoke and keep exact.
+  SESSION_MAX_PER_OWNER: integer(1, 10_000).default(100),
+  // Evicting the oldest by default, as Spring Security's session concurrency
+  // control does: a rider who asks for a new quote gets it, and the quote
+  // they are least likely to book goes. `refuse` suits flows where a new
+  // session must not end an older one (RESOURCE_EXHAUSTED on owner).
+  SESSION_OWNER_LIMIT: z.enum(['evict-oldest', 'refuse']).default('evict-oldest'),
   MEMORY_MAX_BYTES: integer(1024 * 1024, Number.MAX_SAFE_INTEGER).default(256 * 1024 * 1024),
   REDIS_HOST: z.string().min(1).optional(),
   REDIS_PORT: integer(1, 65535).default(6379),
@@ -162,6 +173,10 @@ const ENV = z.object({
         'a prefix with "{" or "}" must hold a Redis Cluster hash tag: "{", then at least one character, then "}" (keys.ts)',
     })
     .default('sessionmanager:'),
+  // The layout new sessions are written in (docs/redis-layout.md). Both are
+  // read either way; `legacy` is for the rollout from a version before the
+  // compact layout, while replicas that know only the legacy one still run.
+  REDIS_SESSION_LAYOUT: z.enum(['compact', 'legacy']).default('compact'),
   REDIS_COMMAND_TIMEOUT: duration(1).default(1000),
   REDIS_CONNECT_TIMEOUT: duration(1).default(2000),
   AUTH_TOKENS: z.string().optional(),
@@ -326,6 +341,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxBytes: e.SESSION_MAX_BYTES,
     maxAttributes: e.SESSION_MAX_ATTRIBUTES,
     idempotencyTtlMs: e.IDEMPOTENCY_TTL,
+    maxPerOwner: e.SESSION_MAX_PER_OWNER,
+    atOwnerLimit: e.SESSION_OWNER_LIMIT,
   };
   if (session.defaultTtlSeconds > session.maxTtlSeconds) {
     throw invalid(
@@ -343,6 +360,7 @@ export function loadConfig(env: Env = process.env): Config {
         password: e.REDIS_PASSWORD,
         tls: e.REDIS_TLS,
         keyPrefix: e.REDIS_KEY_PREFIX,
+        layout: e.REDIS_SESSION_LAYOUT,
         commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT,
         connectTimeoutMs: e.REDIS_CONNECT_TIMEOUT,
       }

@@ -79,8 +79,8 @@ abstract class LabeledMetric<S> {
 
 class CounterSeries {
   value = 0;
-  inc(): void {
-    this.value++;
+  inc(by = 1): void {
+    this.value += by;
   }
 }
 

@@ -123,7 +123,7 @@ export class Metrics {
 
   readonly sessionEvents = new LabeledCounter(
     'sessionmanager_session_events_total',
-    'Session lifecycle events: created, replaced, updated, touched, consumed, deleted, rotated, cas_conflict, not_found.',
+    'Session lifecycle events: created, replaced, updated, touched, consumed, deleted, rotated, cas_conflict, not_found, evicted (the oldest of an owner at SESSION_MAX_PER_OWNER), revoked (by RevokeSessions).',
     ['event'],
     this.registry,
   );
@@ -202,8 +202,8 @@ export class Metrics {
     this.storeDuration.series(operation, outcome).observe(seconds);
   }
 
-  sessionEvent(event: string): void {
-    this.sessionEvents.series(event).inc();
+  sessionEvent(event: string, count = 1): void {
+    this.sessionEvents.series(event).inc(count);
   }
 
   observeSessionSize(bytes: number): void {

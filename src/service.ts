@@ -2,19 +2,24 @@ import { type CallScope, UNSCOPED } from './call-scope.ts';
 import type { SessionLimits } from './config.ts';
 import { invalidArgument, notFound, tooLarge } from './errors.ts';
 import { derivedKeys } from './idempotency.ts';
-import type { Session, SessionChange, SessionContent } from './session.ts';
+import type { OwnedSession, OwnerRef, Session, SessionChange, SessionContent } from './session.ts';
 import { contentSize } from './session.ts';
-import type { SessionStore, StoredVersion } from './store/store.ts';
+import { ownerRef, tagOf, withTag } from './session-keys.ts';
+import type { PutResult, SessionStore, StoredVersion } from './store/store.ts';
 
 const SESSION_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 /** 1-128 characters, none of them a control character or a lone surrogate. */
 const ATTRIBUTE_NAME = /^[^\p{Cc}\p{Cs}]{1,128}$/u;
+/** An owner id: opaque to the service, 1-256 characters, none of them a control character. */
+const OWNER = /^[^\p{Cc}\p{Cs}]{1,256}$/u;
 
 export interface SetSessionInput extends SessionContent {
   /** Empty: the service generates a key. */
   readonly sessionKey: string;
   /** 0: the configured default. */
   readonly ttlSeconds: number;
+  /** Empty: no owner. Otherwise the session is indexed under it. */
+  readonly owner: string;
 }
 
 export interface UpdateSessionInput extends SessionChange {
@@ -56,7 +61,7 @@ export class SessionService {
   async set(
     input: SetSessionInput,
     scope: CallScope = UNSCOPED,
-  ): Promise<StoredVersion & { sessionKey: string }> {
+  ): Promise<PutResult & { sessionKey: string }> {
     if (input.sessionKey !== '') checkKey(input.sessionKey);
     const ttlSeconds =
       input.ttlSeconds === 0 ? this.#limits.defaultTtlSeconds : this.#ttl(input.ttlSeconds);
@@ -65,9 +70,34 @@ export class SessionService {
     if (size > this.#limits.maxBytes) {
       throw tooLarge('session', `holds ${size} bytes; the limit is ${this.#limits.maxBytes}`);
     }
-    const sessionKey = input.sessionKey === '' ? (await this.#keys(scope))() : input.sessionKey;
-    const stored = await this.#store.put(sessionKey, { ...input, ttlSeconds }, this.#now(), scope);
+    const { owner: ownerId, ...content } = input;
+    const owner = ownerId === '' ? undefined : await this.#owner(ownerId);
+    if (owner && input.sessionKey !== '' && tagOf(input.sessionKey) !== owner.tag) {
+      throw invalidArgument(
+        'session_key',
+        'a session with an owner needs a key this service generated for that owner: leave session_key empty',
+      );
+    }
+    const sessionKey =
+      input.sessionKey === '' ? this.#tagged((await this.#keys(scope))(), owner) : input.sessionKey;
+    const draft = { ...content, ttlSeconds, ...(owner ? { owner } : {}) };
+    const stored = await this.#store.put(sessionKey, draft, this.#now(), scope);
     return { sessionKey, ...stored };
+  }
+
+  /** The owner's live sessions, oldest first; their content only when asked. */
+  async listOwned(
+    owner: string,
+    includeContent: boolean,
+    scope: CallScope = UNSCOPED,
+  ): Promise<OwnedSession[]> {
+    const ref = await this.#owner(owner);
+    return this.#store.listOwned(ref, this.#now(), includeContent, scope);
+  }
+
+  /** Deletes every session of the owner; how many there were. */
+  async revokeOwned(owner: string, scope: CallScope = UNSCOPED): Promise<number> {
+    return this.#store.revokeOwned(await this.#owner(owner), this.#now(), scope);
   }
 
   async get(
@@ -143,12 +173,11 @@ export class SessionService {
     scope: CallScope = UNSCOPED,
   ): Promise<StoredVersion & { sessionKey: string }> {
     checkKey(sessionKey);
-    const rotated = await this.#store.rotate(
-      sessionKey,
-      await this.#keys(scope),
-      this.#now(),
-      scope,
-    );
+    const keys = await this.#keys(scope);
+    // A session with an owner stays in its owner's slot: the new key keeps the tag.
+    const tag = tagOf(sessionKey);
+    const nextKey = tag === undefined ? keys : () => withTag(keys(), tag);
+    const rotated = await this.#store.rotate(sessionKey, nextKey, this.#now(), scope);
     if (!rotated) throw notFound();
     return rotated;
   }
@@ -160,11 +189,31 @@ export class SessionService {
    */
   async #keys(scope: CallScope): Promise<() => string> {
     if (scope.idempotency === undefined) return this.#generateKey;
+    return derivedKeys(await this.#storeSecret(), scope.idempotency);
+  }
+
+  #tagged(generatedKey: string, owner: OwnerRef | undefined): string {
+    return owner ? withTag(generatedKey, owner.tag) : generatedKey;
+  }
+
+  async #owner(owner: string): Promise<OwnerRef> {
+    if (!OWNER.test(owner)) {
+      throw invalidArgument(
+        'owner',
+        owner === ''
+          ? 'is required'
+          : `must be 1-256 characters, none of them a control character (got ${owner.length} characters)`,
+      );
+    }
+    return ownerRef(await this.#storeSecret(), owner);
+  }
+
+  #storeSecret(): Promise<Buffer> {
     this.#secret ??= this.#store.idempotencySecret().catch((error: unknown) => {
       this.#secret = undefined;
       throw error;
     });
-    return derivedKeys(await this.#secret, scope.idempotency);
+    return this.#secret;
   }
 
   #ttl(ttlSeconds: number): number {

@@ -13,9 +13,33 @@ export interface Session extends SessionContent {
   readonly version: number;
 }
 
+/**
+ * An owner (a rider or user id) as stores keep it: a keyed digest, never the
+ * id (session-keys.ts), and the tag that its sessions' keys carry.
+ */
+export interface OwnerRef {
+  readonly digest: string;
+  readonly tag: string;
+}
+
 /** A replacement for the whole session (SetSession). */
 export interface SessionDraft extends SessionContent {
   readonly ttlSeconds: number;
+  /** Indexes the session under this owner (ListSessions, RevokeSessions, SESSION_MAX_PER_OWNER). */
+  readonly owner?: OwnerRef;
+}
+
+/** A session as an owner listing shows it: its handle and metadata, its content on request. */
+export interface OwnedSession {
+  /** The digest of its key (session-keys.ts sessionHandle); not usable as a key. */
+  readonly handle: string;
+  readonly ttlSeconds: number;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly version: number;
+  /** Its content's size, as SESSION_MAX_BYTES counts it. */
+  readonly sizeBytes: number;
+  readonly content?: SessionContent;
 }
 
 /** A merge into an existing session (UpdateSession); absent parts are left as they are. */

@@ -1,9 +1,15 @@
 import type { CallScope } from '../call-scope.ts';
 import { ErrorCode, SessionError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Session, SessionChange, SessionDraft } from '../session.ts';
+import type {
+  OwnedSession,
+  OwnerRef,
+  Session,
+  SessionChange,
+  SessionDraft,
+} from '../session.ts';
 import { contentSize } from '../session.ts';
-import type { SessionStore, StoredVersion } from './store.ts';
+import type { PutResult, SessionStore } from './store.ts';
 
 /** Errors that describe the session, not the store's health. */
 const SESSION_OUTCOMES: ReadonlySet<string> = new Set([
@@ -31,9 +37,10 @@ export class InstrumentedStore implements SessionStore {
     draft: SessionDraft,
     nowMs: number,
     scope?: CallScope,
-  ): Promise<StoredVersion> {
+  ): Promise<PutResult> {
     const stored = await this.#measure('put', () => this.#store.put(key, draft, nowMs, scope));
     this.#event(stored.version === 1 ? 'created' : 'replaced');
+    if (stored.evicted > 0) this.#event('evicted', stored.evicted);
     this.#metrics.observeSessionSize(contentSize(draft));
     return stored;
   }
@@ -111,6 +118,25 @@ export class InstrumentedStore implements SessionStore {
     return rotated;
   }
 
+  listOwned(
+    owner: OwnerRef,
+    nowMs: number,
+    includeContent: boolean,
+    scope?: CallScope,
+  ): Promise<OwnedSession[]> {
+    return this.#measure('list_owned', () =>
+      this.#store.listOwned(owner, nowMs, includeContent, scope),
+    );
+  }
+
+  async revokeOwned(owner: OwnerRef, nowMs: number, scope?: CallScope): Promise<number> {
+    const revoked = await this.#measure('revoke_owned', () =>
+      this.#store.revokeOwned(owner, nowMs, scope),
+    );
+    if (revoked > 0) this.#event('revoked', revoked);
+    return revoked;
+  }
+
   idempotencySecret(): Promise<Buffer> {
     return this.#store.idempotencySecret();
   }
@@ -123,8 +149,8 @@ export class InstrumentedStore implements SessionStore {
     return this.#store.close();
   }
 
-  #event(event: string): void {
-    this.#metrics.sessionEvent(event);
+  #event(event: string, count = 1): void {
+    this.#metrics.sessionEvent(event, count);
   }
 
   async #measure<T>(operation: string, run: () => Promise<T>): Promise<T> {

@@ -2,9 +2,16 @@ import { randomBytes } from 'node:crypto';
 import type { CallScope } from '../call-scope.ts';
 import { ErrorCode, notFound, SessionError, tooLarge, versionConflict } from '../errors.ts';
 import { idempotencyKeyReused } from '../idempotency.ts';
-import type { Session, SessionChange, SessionDraft } from '../session.ts';
+import type {
+  OwnedSession,
+  OwnerRef,
+  Session,
+  SessionChange,
+  SessionDraft,
+} from '../session.ts';
 import { contentSize, expiryAfterActivity } from '../session.ts';
-import type { SessionStore, StoredVersion, StoreLimits } from './store.ts';
+import { sessionHandle } from '../session-keys.ts';
+import type { PutResult, SessionStore, StoreLimits } from './store.ts';
 
 /**
  * Bookkeeping cost of one session beyond its content, for the memory bound:
@@ -17,6 +24,8 @@ const SWEEP_INTERVAL_MS = 1000;
 interface Entry {
   session: Session;
   bytes: number;
+  /** The owner digest whose index lists this session. */
+  owner: string | undefined;
 }
 
 /** What a write ended with, as an idempotency record keeps it. */
@@ -44,6 +53,8 @@ const RECORDED_ERRORS: ReadonlySet<string> = new Set([
  */
 export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, Entry>();
+  /** Owner digest → the keys of its sessions, in the order they were created. */
+  readonly #owners = new Map<string, Set<string>>();
   /** By session key and claim id (`${key}\n${id}`), as Redis keeps them beside the session. */
   readonly #records = new Map<string, IdempotencyRecord>();
   readonly #secret = randomBytes(32);
@@ -63,12 +74,13 @@ export class MemoryStore implements SessionStore {
     draft: SessionDraft,
     nowMs: number,
     scope?: CallScope,
-  ): Promise<StoredVersion> {
+  ): Promise<PutResult> {
     return this.#once(key, nowMs, scope, () => this.#put(key, draft, nowMs));
   }
 
-  #put(key: string, draft: SessionDraft, nowMs: number): StoredVersion {
+  #put(key: string, draft: SessionDraft, nowMs: number): PutResult {
     const previous = this.#live(key, nowMs);
+    const evicted = draft.owner ? this.#makeRoom(draft.owner, key, nowMs) : 0;
     const session: Session = {
       fleetListRequest: Buffer.from(draft.fleetListRequest),
       fleetListResponse: Buffer.from(draft.fleetListResponse),
@@ -78,9 +90,57 @@ export class MemoryStore implements SessionStore {
       expiresAtMs: expiryAfterActivity(nowMs, draft.ttlSeconds, nowMs, this.#limits.maxLifetimeMs),
       version: (previous?.version ?? 0) + 1,
     };
-    this.#store(key, session);
+    this.#store(key, session, draft.owner?.digest ?? null);
     const { version, createdAtMs, expiresAtMs } = session;
-    return { version, createdAtMs, expiresAtMs };
+    return { version, createdAtMs, expiresAtMs, evicted };
+  }
+
+  /**
+   * Makes room for one more session of the owner (none is needed when `key`
+   * is already one of its sessions): evicts its oldest, or refuses, at the
+   * limit. How many it evicted.
+   */
+  #makeRoom(owner: OwnerRef, key: string, nowMs: number): number {
+    const keys = this.#liveKeys(owner.digest, nowMs);
+    if (keys.includes(key) || keys.length < this.#limits.maxPerOwner) return 0;
+    if (this.#limits.atOwnerLimit === 'refuse') throw ownerFull(keys.length, this.#limits);
+    const excess = keys.slice(0, keys.length - this.#limits.maxPerOwner + 1);
+    for (const oldest of excess) this.#remove(oldest);
+    return excess.length;
+  }
+
+  async listOwned(
+    owner: OwnerRef,
+    nowMs: number,
+    includeContent: boolean,
+  ): Promise<OwnedSession[]> {
+    return this.#liveKeys(owner.digest, nowMs).map((key) => {
+      const session = (this.#sessions.get(key) as Entry).session;
+      const { ttlSeconds, createdAtMs, expiresAtMs, version } = session;
+      const listed = {
+        handle: sessionHandle(key),
+        ttlSeconds,
+        createdAtMs,
+        expiresAtMs,
+        version,
+        sizeBytes: contentSize(session),
+      };
+      return includeContent ? { ...listed, content: session } : listed;
+    });
+  }
+
+  async revokeOwned(owner: OwnerRef, nowMs: number, scope?: CallScope): Promise<number> {
+    return this.#once(`owner\n${owner.digest}`, nowMs, scope, () => {
+      const keys = this.#liveKeys(owner.digest, nowMs);
+      for (const key of keys) this.#remove(key);
+      return keys.length;
+    });
+  }
+
+  /** The keys of the owner's live sessions, oldest first (expired ones are removed on the way). */
+  #liveKeys(owner: string, nowMs: number): string[] {
+    const keys = [...(this.#owners.get(owner) ?? [])];
+    return keys.filter((key) => this.#live(key, nowMs) !== null);
   }
 
   async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
@@ -186,7 +246,7 @@ export class MemoryStore implements SessionStore {
       let sessionKey = nextKey();
       while (sessionKey === key || this.#sessions.has(sessionKey)) sessionKey = nextKey();
       // Stored under the new key first: if that is refused (store full), nothing changed.
-      this.#store(sessionKey, session);
+      this.#store(sessionKey, session, this.#sessions.get(key)?.owner ?? null);
       this.#remove(key);
       const { version, createdAtMs, expiresAtMs } = session;
       return { sessionKey, version, createdAtMs, expiresAtMs };
@@ -250,6 +310,7 @@ export class MemoryStore implements SessionStore {
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     this.#sessions.clear();
+    this.#owners.clear();
     this.#records.clear();
     this.#bytes = 0;
   }
@@ -273,9 +334,14 @@ export class MemoryStore implements SessionStore {
     return entry.session;
   }
 
-  #store(key: string, session: Session): Session {
+  /**
+   * Stores a session under `key`, with its owner: `owner` for a new or
+   * replaced one (null for none), or, when left out, the owner it has.
+   */
+  #store(key: string, session: Session, owner?: string | null): Session {
     const bytes = contentSize(session) + Buffer.byteLength(key) + ENTRY_OVERHEAD_BYTES;
-    const previousBytes = this.#sessions.get(key)?.bytes ?? 0;
+    const previous = this.#sessions.get(key);
+    const previousBytes = previous?.bytes ?? 0;
     if (this.#bytes - previousBytes + bytes > this.#maxStoreBytes) {
       throw new SessionError(
         ErrorCode.StoreFull,
@@ -283,7 +349,10 @@ export class MemoryStore implements SessionStore {
       );
     }
     this.#bytes += bytes - previousBytes;
-    this.#sessions.set(key, { session, bytes });
+    const kept = owner === undefined ? previous?.owner : (owner ?? undefined);
+    if (previous?.owner !== undefined && previous.owner !== kept) this.#unindex(previous.owner, key);
+    if (kept !== undefined) this.#index(kept, key);
+    this.#sessions.set(key, { session, bytes, owner: kept });
     return session;
   }
 
@@ -292,6 +361,19 @@ export class MemoryStore implements SessionStore {
     if (!entry) return;
     this.#bytes -= entry.bytes;
     this.#sessions.delete(key);
+    if (entry.owner !== undefined) this.#unindex(entry.owner, key);
+  }
+
+  #index(owner: string, key: string): void {
+    const keys = this.#owners.get(owner);
+    if (keys) keys.add(key);
+    else this.#owners.set(owner, new Set([key]));
+  }
+
+  #unindex(owner: string, key: string): void {
+    const keys = this.#owners.get(owner);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#owners.delete(owner);
   }
 
   #sweep(nowMs: number): void {
@@ -312,6 +394,13 @@ function recordBytes(name: string, outcome: Outcome): number {
       ? contentSize(value as Session)
       : 0;
   return session + Buffer.byteLength(name) + ENTRY_OVERHEAD_BYTES;
+}
+
+function ownerFull(held: number, limits: StoreLimits): SessionError {
+  return tooLarge(
+    'owner',
+    `holds ${held} live sessions; the limit is ${limits.maxPerOwner} (SESSION_MAX_PER_OWNER, SESSION_OWNER_LIMIT=refuse)`,
+  );
 }
 
 function checkVersion(session: Session, expectedVersion: number | undefined): void {

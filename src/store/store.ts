@@ -1,11 +1,22 @@
 import type { CallScope } from '../call-scope.ts';
-import type { Session, SessionChange, SessionDraft } from '../session.ts';
+import type {
+  OwnedSession,
+  OwnerRef,
+  Session,
+  SessionChange,
+  SessionDraft,
+} from '../session.ts';
 
 /** What a write reports back to the caller of SetSession. */
 export interface StoredVersion {
   readonly version: number;
   readonly createdAtMs: number;
   readonly expiresAtMs: number;
+}
+
+/** SetSession's result: also how many of the owner's sessions made room for it. */
+export interface PutResult extends StoredVersion {
+  readonly evicted: number;
 }
 
 /** The rules a store enforces inside its atomic steps, where the stored state is known. */
@@ -15,7 +26,13 @@ export interface StoreLimits {
   readonly maxAttributes: number;
   /** How long an idempotency record answers repeats (IDEMPOTENCY_TTL). */
   readonly idempotencyTtlMs: number;
+  /** Live sessions one owner may hold (SESSION_MAX_PER_OWNER). */
+  readonly maxPerOwner: number;
+  /** At that limit, a new session of the owner evicts its oldest, or is refused (SESSION_OWNER_LIMIT). */
+  readonly atOwnerLimit: OwnerLimitPolicy;
 }
+
+export type OwnerLimitPolicy = 'evict-oldest' | 'refuse';
 
 /**
  * The seam between the service and its storage. Every method is atomic, and
@@ -32,8 +49,14 @@ export interface StoreLimits {
  * IDEMPOTENCY_KEY_REUSED.
  */
 export interface SessionStore {
-  /** Creates or replaces the whole session; the version continues from the replaced one. */
-  put(key: string, draft: SessionDraft, nowMs: number, scope?: CallScope): Promise<StoredVersion>;
+  /**
+   * Creates or replaces the whole session; the version continues from the
+   * replaced one. With `draft.owner`, the session joins that owner's index
+   * (and leaves a previous owner's) in the same step; at the owner's limit
+   * the oldest session is evicted, or TOO_LARGE on `owner` is thrown, as
+   * `atOwnerLimit` says. The key must carry the owner's tag (session-keys.ts).
+   */
+  put(key: string, draft: SessionDraft, nowMs: number, scope?: CallScope): Promise<PutResult>;
   /** The session, or null when absent or expired; `touch` also extends it. */
   get(key: string, nowMs: number, touch: boolean, scope?: CallScope): Promise<Session | null>;
   /** Merges a change into an existing session; NOT_FOUND, VERSION_CONFLICT or TOO_LARGE otherwise. */
@@ -68,8 +91,21 @@ export interface SessionStore {
     scope?: CallScope,
   ): Promise<(StoredVersion & { readonly sessionKey: string }) | null>;
   /**
+   * The owner's live sessions, oldest first, with their content when
+   * `includeContent`. Drops index entries of sessions that are gone.
+   */
+  listOwned(
+    owner: OwnerRef,
+    nowMs: number,
+    includeContent: boolean,
+    scope?: CallScope,
+  ): Promise<OwnedSession[]>;
+  /** Deletes every session of the owner and its index in one step; how many sessions were live. */
+  revokeOwned(owner: OwnerRef, nowMs: number, scope?: CallScope): Promise<number>;
+  /**
    * A random secret made on first use and shared by every server on this
-   * store, for the keys derived from idempotency keys (idempotency.ts).
+   * store, for the keys derived from idempotency keys (idempotency.ts) and
+   * the digests of owners (session-keys.ts).
    */
   idempotencySecret(): Promise<Buffer>;
   /** Resolves when the store answers; throws STORE_UNAVAILABLE otherwise. */

@@ -10,6 +10,7 @@ export const redisConfig = (port: number, keyPrefix: string): RedisConfig => ({
   password: undefined,
   tls: false,
   keyPrefix,
+  layout: 'compact',
   commandTimeoutMs: 1000,
   connectTimeoutMs: 1000,
 });

@@ -12,6 +12,8 @@ export const LIMITS: StoreLimits = {
   maxBytes: 4096,
   maxAttributes: 8,
   idempotencyTtlMs: 60_000,
+  maxPerOwner: 4,
+  atOwnerLimit: 'evict-oldest',
 };
 
 export interface StoreHarness {

@@ -13,6 +13,8 @@ const limits: SessionLimits = {
   maxBytes: 4096,
   maxAttributes: 16,
   idempotencyTtlMs: 60_000,
+  maxPerOwner: 3,
+  atOwnerLimit: 'evict-oldest',
 };
 const store = new MemoryStore(limits, 64 * 1024 * 1024);
 after(() => store.close());

@@ -10,6 +10,8 @@ export interface RedisConfig {
   readonly password: string | undefined;
   readonly tls: boolean;
   readonly keyPrefix: string;
+  /** The layout new sessions without an owner are written in (keys.ts); both are read. */
+  readonly layout: 'compact' | 'legacy';
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
 }

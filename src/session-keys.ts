@@ -1,0 +1,48 @@
+import { createHmac, hash } from 'node:crypto';
+import type { OwnerRef } from './session.ts';
+
+/**
+ * The shapes of session keys and the digests made from them and from owners.
+ *
+ * A session with an owner lives in its owner's Redis Cluster slot, so that
+ * one script changes the session and the owner's index together. Its key
+ * carries the owner's tag: `<43 characters>.<tag>`, the shape of a generated
+ * key plus 3 characters. Stores put the tag in the session's Redis key as a
+ * hash tag. Only keys of exactly that shape carry a tag; any other key,
+ * generated or chosen by a caller, is placed by its digest alone.
+ */
+const TAGGED_KEY = /^[A-Za-z0-9_-]{43}\.([A-Za-z0-9_-]{3})$/;
+const TAG_LENGTH = 3;
+/** 128 bits: plenty to tell apart the digests of 256-bit keys, and of owners. */
+const DIGEST_BYTES = 16;
+
+/** The owner tag a session key carries, if it has the tagged shape. */
+export function tagOf(sessionKey: string): string | undefined {
+  return TAGGED_KEY.exec(sessionKey)?.[1];
+}
+
+/** A generated key for a session of this owner. */
+export const withTag = (generatedKey: string, tag: string) => `${generatedKey}.${tag}`;
+
+/**
+ * A session's handle: the 128-bit digest of its key, base64url. It names the
+ * session in owner listings and in the Redis key, and cannot be turned back
+ * into the key.
+ */
+export function sessionHandle(sessionKey: string): string {
+  return hash('sha256', sessionKey, 'buffer').toString('base64url', 0, DIGEST_BYTES);
+}
+
+/**
+ * An owner as the stores keep it: an HMAC of the caller's id under the
+ * store's shared secret (so ids with few possible values, such as numeric
+ * rider ids, cannot be recovered from a Redis dump by trying them all), and
+ * the tag its sessions' keys carry, taken from the same HMAC.
+ */
+export function ownerRef(secret: Buffer, owner: string): OwnerRef {
+  const mac = createHmac('sha256', secret).update(`owner\n${owner}`).digest();
+  return {
+    digest: mac.toString('base64url', 0, DIGEST_BYTES),
+    tag: mac.toString('base64url', DIGEST_BYTES, DIGEST_BYTES + 3).slice(0, TAG_LENGTH),
+  };
+}
