@@ -383,8 +383,8 @@ export function checkRun(options: {
 /** The call id a put or update run carries: put's request is `key#id`, update's set attribute w is the id. */
 function idOf(run: ScriptRun): number {
   // run.argv starts with the fence: put fence, now, ttl, lifetime, size, [compact: owner,
-  // limit, policy, pieces,] request ...
-  const request = run.argv[run.compact ? 9 : 5];
+  // limit, policy, pieces, retire,] request ...
+  const request = run.argv[run.compact ? 10 : 5];
   if (run.script === 'put') return Number(request?.slice(request.lastIndexOf('#') + 1));
   // update: fence, now, lifetime, max bytes, max attributes, expected, ttl, 4 payload args, n, attr:w, id
   return Number(run.argv[13]);

@@ -65,11 +65,16 @@ export class CompactLayout implements LayoutShape {
     return [tag === undefined ? '' : ownerStem(this.#prefix, tag)];
   }
 
+  /**
+   * `retire`: the session's Redis key in the legacy layout, on the same node,
+   * whose copy (if any) this put replaces in the same step.
+   */
   async put(
     sessionKey: string,
     draft: SessionDraft,
     nowMs: number,
     scope: CallScope | undefined,
+    retire?: string,
   ): Promise<PutResult> {
     const { owner } = draft;
     if (owner && tagOf(sessionKey) !== owner.tag)
@@ -84,12 +89,14 @@ export class CompactLayout implements LayoutShape {
       String(this.#limits.maxPerOwner),
       this.#limits.atOwnerLimit,
       inPieces(draft) ? '1' : '0',
+      retire === undefined ? '0' : '1',
       draft.fleetListRequest,
       draft.fleetListResponse,
     ];
     for (const [name, value] of draft.attributes) args.push(this.attributeField(name), value);
     const keys = [this.key(sessionKey)];
     if (owner) keys.push(indexKey(this.#prefix, owner));
+    if (retire !== undefined) keys.push(retire);
     const { reply, atMs } = await this.#writes.run(Scripts.compactPut, keys, args, nowMs, scope);
     const [version, detail, evicted] = asArray(reply);
     if (version === ScriptStatus.ownerFull)

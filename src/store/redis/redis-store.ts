@@ -36,18 +36,22 @@ export class RedisStore implements SessionStore {
   /** Where an operation on a key looks, in order; the first is where new sessions go. */
   readonly #layouts: readonly ScriptedLayout[];
   readonly #compactLayout: ScriptedLayout;
+  readonly #legacy: ScriptedLayout;
   readonly #prefix: string;
+  readonly #cluster: boolean;
 
   constructor(config: RedisConfig, limits: StoreLimits, logger: Logger) {
     this.#redis = new RedisConnection(config, logger);
     this.#prefix = config.keyPrefix;
     const writes = new ScriptWrites(this.#redis, config.keyPrefix, limits.idempotencyTtlMs, logger);
     const cluster = config.topology.kind === 'cluster';
+    this.#cluster = cluster;
     const layout = (shape: CompactLayout | LegacyLayout) =>
       new ScriptedLayout(this.#redis, writes, shape, limits, cluster, logger);
     this.#compact = new CompactLayout(this.#redis, writes, config.keyPrefix, limits);
     this.#compactLayout = layout(this.#compact);
     const legacy = layout(new LegacyLayout(writes, config.keyPrefix, limits));
+    this.#legacy = legacy;
     this.#layouts =
       config.layout === 'legacy'
         ? [legacy, this.#compactLayout]
@@ -58,8 +62,11 @@ export class RedisStore implements SessionStore {
 
   /**
    * A session with an owner goes in the compact layout. Another goes in the
-   * first layout, unless its key was not just generated and already holds a
-   * session in another layout: that one is replaced in place.
+   * first layout, unless its key was not just generated and may hold a
+   * session in the other: with `compact` on one node, the compact put
+   * retires that copy in the same step; otherwise (Cluster, where the two
+   * keys lie in different slots, or `legacy`) a copy found there is replaced
+   * in place.
    */
   async put(
     sessionKey: string,
@@ -69,12 +76,15 @@ export class RedisStore implements SessionStore {
   ): Promise<PutResult> {
     if (draft.owner) return this.#compactLayout.put(sessionKey, draft, nowMs, scope);
     const [first, ...others] = this.#layouts as [ScriptedLayout, ...ScriptedLayout[]];
-    if (!draft.newKey) {
-      for (const layout of others) {
-        const key = layout.key(sessionKey);
-        if ((await this.#redis.send(['EXISTS', key], key, scope)) === 1)
-          return layout.put(sessionKey, draft, nowMs, scope);
-      }
+    if (draft.newKey || others.length === 0) return first.put(sessionKey, draft, nowMs, scope);
+    if (first === this.#compactLayout && !this.#cluster) {
+      const legacy = this.#legacy.key(sessionKey);
+      return this.#compact.put(sessionKey, draft, nowMs, scope, legacy);
+    }
+    for (const layout of others) {
+      const key = layout.key(sessionKey);
+      if ((await this.#redis.send(['EXISTS', key], key, scope)) === 1)
+        return layout.put(sessionKey, draft, nowMs, scope);
     }
     return first.put(sessionKey, draft, nowMs, scope);
   }

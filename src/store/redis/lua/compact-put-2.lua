@@ -1,12 +1,14 @@
 --[[
   Creates a session, or replaces the whole session, in the compact layout
   (compact.lua), in one atomic step. The version continues from the replaced
-  session so that a stale expected_version still conflicts after a replace. With an owner, the session joins its
+  session so that a stale expected_version still conflicts after a replace,
+  including one in the legacy layout that it retires (ARGV[9]). With an owner, the session joins its
   index, making room at the owner's limit; a replaced session leaves a
   previous owner's index.
 
   KEYS[1]   the session hash
   KEYS[2]   the owner's index, when ARGV[5] is not ""
+  KEYS[#KEYS]  the session's legacy-layout hash, when ARGV[9] is "1"
   ARGV[1]   now, Unix ms
   ARGV[2]   idle ttl, seconds
   ARGV[3]   absolute lifetime, ms
@@ -15,9 +17,10 @@
   ARGV[6]   the most live sessions an owner may hold
   ARGV[7]   at that limit: "evict-oldest" or "refuse"
   ARGV[8]   "1" to store payloads in 64-byte pieces, "0" whole
-  ARGV[9]   fleet_list_request
-  ARGV[10]  fleet_list_response
-  ARGV[11..] attribute field, value, ... (fields carry the "." prefix)
+  ARGV[9]   "1" to retire a copy of the session in the legacy layout (the last key)
+  ARGV[10]  fleet_list_request
+  ARGV[11]  fleet_list_response
+  ARGV[12..] attribute field, value, ... (fields carry the "." prefix)
 
   Returns {version, expires_at, sessions evicted}, or {-7, sessions held}
   when the owner is at its limit and the policy refuses.
@@ -31,7 +34,6 @@ local handle = handle_of(key)
 local session_stem = string.sub(key, 1, -23)
 local old = redis.call('HMGET', key, 'm', 'o')
 local _, _, old_version = parse_meta(old[1])
-local version = (old_version or 0) + 1
 
 local index = nil
 local evicted = 0
@@ -58,6 +60,15 @@ if owner ~= '' then
   end
 end
 
+-- A copy in the legacy layout is replaced too: its version goes on here.
+local retired_version = 0
+if ARGV[9] == '1' then
+  local legacy = KEYS[#KEYS]
+  retired_version = tonumber(redis.call('HGET', legacy, 'version')) or 0
+  redis.call('DEL', legacy)
+end
+local version = math.max(old_version or 0, retired_version) + 1
+
 -- All fields in one HSET, so that a replica or an AOF that applies part of
 -- this script's effects sees the old session gone or the new one whole.
 local fields = {'m', meta_string(now, expires_at, version, ttl, ARGV[4])}
@@ -66,9 +77,9 @@ if index then
   fields[#fields + 1] = owner
 end
 local pieces = ARGV[8] == '1'
-payload_fields(fields, 'q', ARGV[9], pieces)
-payload_fields(fields, 'r', ARGV[10], pieces)
-for i = 11, #ARGV do
+payload_fields(fields, 'q', ARGV[10], pieces)
+payload_fields(fields, 'r', ARGV[11], pieces)
+for i = 12, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('DEL', key)
