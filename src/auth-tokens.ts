@@ -23,7 +23,7 @@ export function parseTokenGrants(
     const permission = entry.slice(colon + 1);
     if (colon < 0 || !PERMISSIONS.includes(permission as Permission)) {
       problems.push(
-        `${where}: expected token:permission with permission ${PERMISSIONS.join(' or ')}`,
+        `${where}: expected token:permission with permission ${PERMISSIONS.slice(0, -1).join(', ')} or ${PERMISSIONS.at(-1)}`,
       );
       return;
     }

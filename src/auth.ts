@@ -6,16 +6,19 @@ import { ErrorCode, SessionError } from './errors.ts';
  * transports and the HTTP/JSON API; health, reflection and the probes never
  * call it.
  *
- * Permissions are ordered: `write` includes `read`.
+ * Permissions are ordered: `admin` includes `write`, which includes `read`.
  *   read   GetSession without touch: looks, changes nothing
- *   write  every session RPC: anything that creates, changes, extends,
- *          consumes, deletes or re-keys a session (GetSession with touch
- *          extends the expiry, so it is a write)
+ *   write  anything that creates, changes, extends, consumes, deletes or
+ *          re-keys a session whose key the caller holds (GetSession with
+ *          touch extends the expiry, so it is a write)
+ *   admin  the calls on all sessions of an owner (ListSessions,
+ *          RevokeSessions): they reach sessions without their keys, so a
+ *          flow that holds keys does not get them by default
  */
-export const PERMISSIONS = ['read', 'write'] as const;
+export const PERMISSIONS = ['read', 'write', 'admin'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-const RANK: Record<Permission, number> = { read: 1, write: 2 };
+const RANK: Record<Permission, number> = { read: 1, write: 2, admin: 3 };
 
 /** The session RPCs and the permission each needs (GetSession: without touch). */
 export const METHOD_PERMISSION = {
@@ -26,6 +29,8 @@ export const METHOD_PERMISSION = {
   ConsumeSession: 'write',
   DeleteSession: 'write',
   RotateSessionKey: 'write',
+  ListSessions: 'admin',
+  RevokeSessions: 'admin',
 } as const satisfies Record<string, Permission>;
 
 export type SessionMethod = keyof typeof METHOD_PERMISSION;

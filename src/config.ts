@@ -3,9 +3,9 @@ import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import type { TokenGrant } from './auth.ts';
-import type { OwnerLimitPolicy } from './store/store.ts';
 import { parseTokenGrants } from './auth-tokens.ts';
 import type { RedisConfig, RedisNode, RedisTopology } from './store/redis/redis-config.ts';
+import type { OwnerLimitPolicy } from './store/store.ts';
 import type { Http2Limits } from './wire/http2/limits.ts';
 
 /** Everything the service reads from its environment, parsed once at start. */
@@ -173,10 +173,12 @@ const ENV = z.object({
         'a prefix with "{" or "}" must hold a Redis Cluster hash tag: "{", then at least one character, then "}" (keys.ts)',
     })
     .default('sessionmanager:'),
-  // The layout new sessions are written in (docs/redis-layout.md). Both are
-  // read either way; `legacy` is for the rollout from a version before the
-  // compact layout, while replicas that know only the legacy one still run.
-  REDIS_SESSION_LAYOUT: z.enum(['compact', 'legacy']).default('compact'),
+  // The layout new sessions are written in (docs/redis-layout.md). `compact`
+  // and `legacy` read both; `legacy` is for the rollout from a version before
+  // the compact layout, while replicas that know only the legacy one still
+  // run. `compact-only` saves a second look on a miss once no session in the
+  // legacy layout can be left (SESSION_MAX_LIFETIME after the last was written).
+  REDIS_SESSION_LAYOUT: z.enum(['compact', 'legacy', 'compact-only']).default('compact'),
   REDIS_COMMAND_TIMEOUT: duration(1).default(1000),
   REDIS_CONNECT_TIMEOUT: duration(1).default(2000),
   AUTH_TOKENS: z.string().optional(),

@@ -41,6 +41,13 @@ export const invalidArgument = (field: string, problem: string) =>
 export const tooLarge = (field: string, problem: string) =>
   new SessionError(ErrorCode.TooLarge, `${field}: ${problem}`);
 
+/** SESSION_OWNER_LIMIT=refuse: the owner holds as many live sessions as it may. */
+export const ownerLimitReached = (held: number, limit: number) =>
+  tooLarge(
+    'owner',
+    `holds ${held} live sessions; the limit is ${limit} (SESSION_MAX_PER_OWNER, SESSION_OWNER_LIMIT=refuse)`,
+  );
+
 export const notFound = () =>
   new SessionError(ErrorCode.NotFound, 'session_key: no such session (absent or expired)');
 

@@ -80,7 +80,12 @@ export class SessionService {
     }
     const sessionKey =
       input.sessionKey === '' ? this.#tagged((await this.#keys(scope))(), owner) : input.sessionKey;
-    const draft = { ...content, ttlSeconds, ...(owner ? { owner } : {}) };
+    const draft = {
+      ...content,
+      ttlSeconds,
+      newKey: input.sessionKey === '',
+      ...(owner ? { owner } : {}),
+    };
     const stored = await this.#store.put(sessionKey, draft, this.#now(), scope);
     return { sessionKey, ...stored };
   }

@@ -27,6 +27,8 @@ export interface SessionDraft extends SessionContent {
   readonly ttlSeconds: number;
   /** Indexes the session under this owner (ListSessions, RevokeSessions, SESSION_MAX_PER_OWNER). */
   readonly owner?: OwnerRef;
+  /** The key was generated for this call: no session can be under it yet, in any layout. */
+  readonly newKey?: boolean;
 }
 
 /** A session as an owner listing shows it: its handle and metadata, its content on request. */

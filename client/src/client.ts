@@ -5,6 +5,7 @@ import { LeanTransport } from './lean/lean-transport.ts';
 import type { TlsMaterial as ClientTls } from './lean/pool.ts';
 import { targetGroup } from './lean/targets.ts';
 import {
+  fromWireOwnedSession,
   fromWireSession,
   fromWireSetResult,
   toWireConditionalKey,
@@ -27,6 +28,9 @@ import type {
   ConditionalKeyInput,
   DeleteSessionResult,
   GetSessionInput,
+  ListSessionsInput,
+  OwnedSession,
+  RevokeSessionsResult,
   RotateSessionKeyResult,
   Session,
   SessionKeyInput,
@@ -75,6 +79,24 @@ export interface SessionClient<Req = unknown, Res = unknown, Attr = unknown> {
    * absent.
    */
   rotateSessionKey(input: SessionKeyInput, options?: CallOptions): Promise<RotateSessionKeyResult>;
+  /**
+   * The owner's live sessions (see SetSessionInput.owner), oldest first: a
+   * handle and the metadata of each, their content only with
+   * `includeContent`. Needs a token with the `admin` permission. Retried, as
+   * a read.
+   */
+  listSessions(
+    owner: string,
+    input?: ListSessionsInput,
+    options?: CallOptions,
+  ): Promise<OwnedSession<Req, Res, Attr>[]>;
+  /**
+   * Deletes every session of the owner in one step; `revoked` counts those
+   * that were live. Needs a token with the `admin` permission. Retried, as
+   * a delete is: a repeat under the call's idempotency key returns the first
+   * count (without one, a retry after a lost reply may count fewer).
+   */
+  revokeSessions(owner: string, options?: CallOptions): Promise<RevokeSessionsResult>;
   /** Releases the channels. Calls made afterwards fail with CANCELLED. */
   close(): void;
 }
@@ -173,6 +195,18 @@ export function createClient<Req = unknown, Res = unknown, Attr = unknown>(
         expiresAtUnixMs: rotated.expires_at_unix_ms,
         version: rotated.version,
       };
+    },
+
+    async listSessions(owner, input = {}, callOptions) {
+      const includeContent = input.includeContent ?? false;
+      const wire = { owner, include_content: includeContent };
+      const { sessions } = await invoke(methods.ListSessions, wire, true, callOptions, false);
+      return sessions.map((session) => fromWireOwnedSession(session, codecs, includeContent));
+    },
+
+    async revokeSessions(owner, callOptions) {
+      const { revoked } = await invoke(methods.RevokeSessions, { owner }, true, callOptions);
+      return { revoked };
     },
 
     close() {

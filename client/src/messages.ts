@@ -2,6 +2,7 @@ import type { Codec } from './codec.ts';
 import { SessionError } from './errors.ts';
 import type {
   ConditionalKeyInput,
+  OwnedSession,
   Session,
   SetSessionInput,
   SetSessionResult,
@@ -10,6 +11,7 @@ import type {
 } from './types.ts';
 import type {
   WireConditionalKeyRequest,
+  WireOwnedSession,
   WireSessionData,
   WireSetSessionRequest,
   WireSetSessionResponse,
@@ -41,6 +43,7 @@ export function toWireSet<Req, Res, Attr>(
         : encode(codecs.fleetListResponse, input.fleetListResponse, 'fleetListResponse'),
     attributes: encodeAttributes(codecs.attributes, input.attributes, 'attributes'),
     ttl_seconds: int64(input.ttlSeconds, 'ttlSeconds'),
+    owner: input.owner ?? '',
   };
 }
 
@@ -100,32 +103,69 @@ export function fromWireSession<Req, Res, Attr>(
 ): Session<Req, Res, Attr> {
   const session: Session<Req, Res, Attr> = {
     sessionKey: wire.session_key,
-    attributes: Object.fromEntries(
-      Object.entries(wire.attributes).map(([name, bytes]) => [
-        name,
-        decode(codecs.attributes, bytes, `attributes.${name}`),
-      ]),
-    ),
+    attributes: decodeAttributes(codecs.attributes, wire.attributes),
     ttlSeconds: wire.ttl_seconds,
     expiresAtUnixMs: wire.expires_at_unix_ms,
     version: wire.version,
     createdAtUnixMs: wire.created_at_unix_ms,
   };
+  decodePayloads(session, wire, codecs);
+  return session;
+}
+
+/** Without `includeContent` the wire's empty content fields are left out entirely. */
+export function fromWireOwnedSession<Req, Res, Attr>(
+  wire: WireOwnedSession,
+  codecs: Codecs<Req, Res, Attr>,
+  includeContent: boolean,
+): OwnedSession<Req, Res, Attr> {
+  const session: OwnedSession<Req, Res, Attr> = {
+    handle: wire.handle,
+    createdAtUnixMs: wire.created_at_unix_ms,
+    expiresAtUnixMs: wire.expires_at_unix_ms,
+    version: wire.version,
+    ttlSeconds: wire.ttl_seconds,
+    sizeBytes: wire.size_bytes,
+  };
+  if (includeContent) {
+    session.attributes = decodeAttributes(codecs.attributes, wire.attributes);
+    decodePayloads(session, wire, codecs);
+  }
+  return session;
+}
+
+function decodeAttributes<Attr>(
+  codec: Codec<Attr>,
+  attributes: Record<string, Buffer>,
+): Record<string, Attr> {
+  return Object.fromEntries(
+    Object.entries(attributes).map(([name, bytes]) => [
+      name,
+      decode(codec, bytes, `attributes.${name}`),
+    ]),
+  );
+}
+
+/** The wire has no presence for the payloads: an empty one is left out, never decoded. */
+function decodePayloads<Req, Res, Attr>(
+  into: { fleetListRequest?: Req; fleetListResponse?: Res },
+  wire: { fleet_list_request: Buffer; fleet_list_response: Buffer },
+  codecs: Codecs<Req, Res, Attr>,
+): void {
   if (wire.fleet_list_request.length > 0) {
-    session.fleetListRequest = decode(
+    into.fleetListRequest = decode(
       codecs.fleetListRequest,
       wire.fleet_list_request,
       'fleetListRequest',
     );
   }
   if (wire.fleet_list_response.length > 0) {
-    session.fleetListResponse = decode(
+    into.fleetListResponse = decode(
       codecs.fleetListResponse,
       wire.fleet_list_response,
       'fleetListResponse',
     );
   }
-  return session;
 }
 
 function encodeAttributes<Attr>(

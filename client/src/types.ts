@@ -11,8 +11,8 @@ export interface CallOptions {
   metadata?: Readonly<Record<string, string>>;
   /**
    * The idempotency key of a write (set, update, touch, consume, delete,
-   * rotate): every attempt carries it, and the server answers a repeat within
-   * its IDEMPOTENCY_TTL with the first outcome. Pass your own to repeat a
+   * rotate, revoke): every attempt carries it, and the server answers a
+   * repeat within its IDEMPOTENCY_TTL with the first outcome. Pass your own to repeat a
    * step safely across restarts of your process (a booking request id); by
    * default the client makes one per call. 1-255 visible ASCII characters.
    */
@@ -30,6 +30,15 @@ export interface SetSessionInput<Req, Res, Attr> {
   attributes?: Readonly<Record<string, Attr>>;
   /** Idle time-to-live; omitted or 0 means the server default. */
   ttlSeconds?: number;
+  /**
+   * Indexes the session under this owner (a rider or user id, 1-256
+   * characters, no control characters) for listSessions, revokeSessions and
+   * the server's SESSION_MAX_PER_OWNER. Never returned: the server keeps only
+   * a keyed digest. With an owner, omit `sessionKey` (the generated key
+   * carries the owner's tag) or pass a key the server generated for the same
+   * owner; anything else is INVALID_ARGUMENT.
+   */
+  owner?: string;
 }
 
 export interface SetSessionResult {
@@ -109,4 +118,35 @@ export interface RotateSessionKeyResult {
   expiresAtUnixMs: number;
   /** Unchanged by rotation. */
   version: number;
+}
+
+export interface ListSessionsInput {
+  /** Also return each session's payloads and attributes. */
+  includeContent?: boolean;
+}
+
+/**
+ * A session as listSessions shows it. The payloads and attributes are there
+ * only with `includeContent` (an empty payload is left out, as in Session).
+ */
+export interface OwnedSession<Req, Res, Attr> {
+  /**
+   * A digest of the session key: tells sessions apart, changes when the key
+   * is rotated, and can be neither turned back into the key nor used as one.
+   */
+  handle: string;
+  createdAtUnixMs: number;
+  expiresAtUnixMs: number;
+  version: number;
+  ttlSeconds: number;
+  /** Payloads plus attribute names and values, as the server's SESSION_MAX_BYTES counts them. */
+  sizeBytes: number;
+  fleetListRequest?: Req;
+  fleetListResponse?: Res;
+  attributes?: Record<string, Attr>;
+}
+
+export interface RevokeSessionsResult {
+  /** How many live sessions were deleted. */
+  revoked: number;
 }

@@ -33,6 +33,7 @@ export interface WireSetSessionRequest {
   fleet_list_response: Uint8Array;
   attributes: Record<string, Uint8Array>;
   ttl_seconds: number;
+  owner: string;
 }
 
 export interface WireSetSessionResponse {
@@ -86,6 +87,35 @@ export interface WireRotateSessionKeyResponse {
   version: number;
 }
 
+export interface WireListSessionsRequest {
+  owner: string;
+  include_content: boolean;
+}
+
+export interface WireOwnedSession {
+  handle: string;
+  created_at_unix_ms: number;
+  expires_at_unix_ms: number;
+  version: number;
+  ttl_seconds: number;
+  size_bytes: number;
+  fleet_list_request: Buffer;
+  fleet_list_response: Buffer;
+  attributes: Record<string, Buffer>;
+}
+
+export interface WireListSessionsResponse {
+  sessions: WireOwnedSession[];
+}
+
+export interface WireOwnerRequest {
+  owner: string;
+}
+
+export interface WireRevokeSessionsResponse {
+  revoked: number;
+}
+
 export interface WireMethod<Request, Response> {
   /** The gRPC path, /sessionmanager.v1.SessionManagerService/Name. */
   path: string;
@@ -103,6 +133,8 @@ export interface WireMethods {
   ConsumeSession: WireMethod<WireConditionalKeyRequest, WireSessionData>;
   DeleteSession: WireMethod<WireConditionalKeyRequest, WireDeleteSessionResponse>;
   RotateSessionKey: WireMethod<WireKeyRequest, WireRotateSessionKeyResponse>;
+  ListSessions: WireMethod<WireListSessionsRequest, WireListSessionsResponse>;
+  RevokeSessions: WireMethod<WireOwnerRequest, WireRevokeSessionsResponse>;
 }
 
 const SERVICE = '/sessionmanager.v1.SessionManagerService/';
@@ -140,6 +172,7 @@ function writeEntries(w: Writer, field: number, entries: Array<[string, number, 
 
 function encodeSet(value: WireSetSessionRequest, framed: boolean): Buffer {
   const keyLength = Buffer.byteLength(value.session_key);
+  const ownerLength = Buffer.byteLength(value.owner);
   const request = asBuffer(value.fleet_list_request);
   const response = asBuffer(value.fleet_list_response);
   const attributes = mapEntries(value.attributes);
@@ -148,7 +181,8 @@ function encodeSet(value: WireSetSessionRequest, framed: boolean): Buffer {
       bytesSize(request) +
       bytesSize(response) +
       attributes.size +
-      int64Size(value.ttl_seconds),
+      int64Size(value.ttl_seconds) +
+      stringSize(ownerLength),
     framed,
   );
   if (keyLength !== 0) w.string(1, value.session_key, keyLength);
@@ -156,6 +190,22 @@ function encodeSet(value: WireSetSessionRequest, framed: boolean): Buffer {
   if (response.length !== 0) w.bytes(3, response);
   writeEntries(w, 4, attributes.entries);
   w.int64(5, value.ttl_seconds);
+  if (ownerLength !== 0) w.string(9, value.owner, ownerLength);
+  return w.buf;
+}
+
+function encodeListSessions(value: WireListSessionsRequest, framed: boolean): Buffer {
+  const ownerLength = Buffer.byteLength(value.owner);
+  const w = new Writer(stringSize(ownerLength) + (value.include_content ? 2 : 0), framed);
+  if (ownerLength !== 0) w.string(1, value.owner, ownerLength);
+  w.bool(2, value.include_content);
+  return w.buf;
+}
+
+function encodeOwner(value: WireOwnerRequest, framed: boolean): Buffer {
+  const ownerLength = Buffer.byteLength(value.owner);
+  const w = new Writer(stringSize(ownerLength), framed);
+  if (ownerLength !== 0) w.string(1, value.owner, ownerLength);
   return w.buf;
 }
 
@@ -295,6 +345,61 @@ function decodeDelete(bytes: Buffer): WireDeleteSessionResponse {
   return reply;
 }
 
+function decodeOwnedSession(bytes: Buffer): WireOwnedSession {
+  const session: WireOwnedSession = {
+    handle: '',
+    created_at_unix_ms: 0,
+    expires_at_unix_ms: 0,
+    version: 0,
+    ttl_seconds: 0,
+    size_bytes: 0,
+    fleet_list_request: EMPTY_BYTES,
+    fleet_list_response: EMPTY_BYTES,
+    attributes: {},
+  };
+  const attributes = new Map<string, Buffer>();
+  readFields(bytes, (reader, number, wireType) => {
+    if (wireType === LENGTH_DELIMITED) {
+      if (number === 1) session.handle = reader.string('handle');
+      else if (number === 7) session.fleet_list_request = reader.bytes();
+      else if (number === 8) session.fleet_list_response = reader.bytes();
+      else if (number === 9) readStringBytesEntry(reader, 'attributes', attributes);
+      else return false;
+      return true;
+    }
+    if (wireType !== VARINT) return false;
+    if (number === 2) session.created_at_unix_ms = reader.int64();
+    else if (number === 3) session.expires_at_unix_ms = reader.int64();
+    else if (number === 4) session.version = reader.int64();
+    else if (number === 5) session.ttl_seconds = reader.int64();
+    else if (number === 6) session.size_bytes = reader.int64();
+    else return false;
+    return true;
+  });
+  session.attributes = Object.fromEntries(attributes);
+  return session;
+}
+
+function decodeListSessions(bytes: Buffer): WireListSessionsResponse {
+  const sessions: WireOwnedSession[] = [];
+  readFields(bytes, (reader, number, wireType) => {
+    if (number !== 1 || wireType !== LENGTH_DELIMITED) return false;
+    sessions.push(decodeOwnedSession(reader.bytes()));
+    return true;
+  });
+  return { sessions };
+}
+
+function decodeRevokeSessions(bytes: Buffer): WireRevokeSessionsResponse {
+  const reply = { revoked: 0 };
+  readFields(bytes, (reader, number, wireType) => {
+    if (number !== 1 || wireType !== VARINT) return false;
+    reply.revoked = reader.int64();
+    return true;
+  });
+  return reply;
+}
+
 const method = <Request, Response>(
   name: string,
   encode: (value: Request, framed: boolean) => Buffer,
@@ -309,4 +414,6 @@ export const wireMethods: WireMethods = Object.freeze({
   ConsumeSession: method('ConsumeSession', encodeConditionalKey, decodeSession),
   DeleteSession: method('DeleteSession', encodeConditionalKey, decodeDelete),
   RotateSessionKey: method('RotateSessionKey', encodeKey, decodeKeyVersion),
+  ListSessions: method('ListSessions', encodeListSessions, decodeListSessions),
+  RevokeSessions: method('RevokeSessions', encodeOwner, decodeRevokeSessions),
 });

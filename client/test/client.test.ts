@@ -55,6 +55,29 @@ describe('the client against a scripted server', () => {
         request.session_key === 'k1' ? { expires_at_unix_ms: 1_700_000_900_000 } : notFound(),
       ConsumeSession: (request) => (request.session_key === 'k1' ? stored : notFound()),
       DeleteSession: (request) => ({ deleted: request.session_key === 'k1' }),
+      ListSessions: (request) => ({
+        sessions:
+          request.owner === 'rider-1'
+            ? [
+                {
+                  handle: 'h-old',
+                  created_at_unix_ms: 1_700_000_000_000,
+                  expires_at_unix_ms: 1_700_000_600_000,
+                  version: 3,
+                  ttl_seconds: 600,
+                  size_bytes: 99,
+                  ...(request.include_content === true
+                    ? {
+                        fleet_list_request: stored.fleet_list_request,
+                        attributes: { seat: Buffer.from('"12A"') },
+                      }
+                    : {}),
+                },
+                { handle: 'h-new', version: 1 },
+              ]
+            : [],
+      }),
+      RevokeSessions: (request) => ({ revoked: request.owner === 'rider-1' ? 2 : 0 }),
     });
     client = createClient({ host: '127.0.0.1', port: server.port });
   });
@@ -164,6 +187,50 @@ describe('the client against a scripted server', () => {
     assert.equal(lastRequest('TouchSession').ttl_seconds, 30);
     assert.deepStrictEqual(await client.deleteSession({ sessionKey: 'k1' }), { deleted: true });
     assert.deepStrictEqual(await client.deleteSession({ sessionKey: 'x' }), { deleted: false });
+  });
+
+  test('setSession sends the owner only when given', async () => {
+    await client.setSession({ owner: 'rider-1', fleetListRequest: quote });
+    assert.equal(lastRequest('SetSession').owner, 'rider-1');
+    await client.setSession({});
+    assert.equal(lastRequest('SetSession').owner, '');
+  });
+
+  test('listSessions returns handles and metadata, and the decoded content only when asked', async () => {
+    const bare = await client.listSessions('rider-1');
+    assert.equal(lastRequest('ListSessions').include_content, false);
+    assert.deepStrictEqual(bare, [
+      {
+        handle: 'h-old',
+        createdAtUnixMs: 1_700_000_000_000,
+        expiresAtUnixMs: 1_700_000_600_000,
+        version: 3,
+        ttlSeconds: 600,
+        sizeBytes: 99,
+      },
+      {
+        handle: 'h-new',
+        createdAtUnixMs: 0,
+        expiresAtUnixMs: 0,
+        version: 1,
+        ttlSeconds: 0,
+        sizeBytes: 0,
+      },
+    ]);
+    const full = await client.listSessions('rider-1', { includeContent: true });
+    assert.equal(lastRequest('ListSessions').include_content, true);
+    assert.deepStrictEqual(full[0]?.fleetListRequest, quote);
+    assert.equal('fleetListResponse' in (full[0] ?? {}), false, 'an empty payload is left out');
+    assert.deepStrictEqual(full[0]?.attributes, { seat: '12A' });
+    assert.deepStrictEqual(full[1]?.attributes, {});
+    assert.deepStrictEqual(await client.listSessions('nobody'), []);
+    assert.equal(lastRequest('ListSessions').owner, 'nobody');
+  });
+
+  test('revokeSessions returns the count', async () => {
+    assert.deepStrictEqual(await client.revokeSessions('rider-1'), { revoked: 2 });
+    assert.deepStrictEqual(await client.revokeSessions('nobody'), { revoked: 0 });
+    assert.equal(lastRequest('RevokeSessions').owner, 'nobody');
   });
 
   test('consumeSession returns the session it removed', async () => {

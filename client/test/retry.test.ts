@@ -70,6 +70,8 @@ describe('which calls retry on UNAVAILABLE', () => {
       ConsumeSession: unavailable,
       DeleteSession: unavailable,
       RotateSessionKey: unavailable,
+      ListSessions: unavailable,
+      RevokeSessions: unavailable,
     });
     const retries = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 2 };
     keyed = createClient({ address: server.address, retries });
@@ -109,6 +111,8 @@ describe('which calls retry on UNAVAILABLE', () => {
     ],
     ['consumeSession', 'ConsumeSession', 1, (c) => c.consumeSession({ sessionKey: 'a' })],
     ['rotateSessionKey', 'RotateSessionKey', 1, (c) => c.rotateSessionKey({ sessionKey: 'a' })],
+    ['listSessions', 'ListSessions', 3, (c) => c.listSessions('rider-1')],
+    ['revokeSessions', 'RevokeSessions', 3, (c) => c.revokeSessions('rider-1')],
   ];
 
   const attempted = async (client: SessionClient, method: MethodName, call: Call) => {
@@ -133,7 +137,8 @@ describe('which calls retry on UNAVAILABLE', () => {
       const keys = new Set(calls.map((recorded) => recorded.metadata.get('idempotency-key')[0]));
       assert.equal(keys.size, 1);
       const [key] = keys;
-      if (method === 'GetSession') assert.equal(key, undefined, 'reads carry no key');
+      if (method === 'GetSession' || method === 'ListSessions')
+        assert.equal(key, undefined, 'reads carry no key');
       else assert.match(String(key), /^[0-9a-f-]{36}$/);
     });
   }

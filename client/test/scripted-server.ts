@@ -25,7 +25,9 @@ export type MethodName =
   | 'TouchSession'
   | 'ConsumeSession'
   | 'DeleteSession'
-  | 'RotateSessionKey';
+  | 'RotateSessionKey'
+  | 'ListSessions'
+  | 'RevokeSessions';
 
 /** Returns the response, throws a `StatusError` to fail, or never settles to hang. */
 export type Handler = (request: Record<string, unknown>, attempt: number) => unknown;

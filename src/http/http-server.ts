@@ -34,7 +34,6 @@ interface Route {
 }
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
-const COLLECTION = '/v1/sessions';
 const ITEM_PREFIX = '/v1/sessions/';
 
 /**
@@ -177,7 +176,8 @@ function matchRoute(routes: Map<string, Map<string, Route>>, verb: string, path:
     const route = byVerb?.get(verb);
     return route ? { route, key: '' } : { allow: [...(byVerb?.keys() ?? [])] };
   };
-  if (path === COLLECTION) return at(COLLECTION);
+  // A path without a key (/v1/sessions, /v1/owner-sessions:list) is its own template.
+  if (!path.includes('{') && routes.has(path)) return at(path);
   if (!path.startsWith(ITEM_PREFIX)) {
     return { code: Status.NOT_FOUND, status: 404, message: `no route ${verb} ${path}` };
   }

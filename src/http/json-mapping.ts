@@ -170,6 +170,23 @@ export const strings: FieldKind<string[]> = {
   schema: { type: 'array', items: { type: 'string' } },
 };
 
+/** A repeated message field: a JSON array of objects, each read as `message`. */
+export function repeated<M extends JsonMessage>(message: M): FieldKind<Parsed<M>[]> {
+  return {
+    parse(value, field) {
+      if (!Array.isArray(value)) {
+        throw invalidArgument(field, `expected an array of objects, got ${describe(value)}`);
+      }
+      return value.map((item) => parseMessage(message, item));
+    },
+    get absent() {
+      return [];
+    },
+    schema: { type: 'array', items: messageSchema(message) },
+    outputSchema: { type: 'array', items: messageSchema(message, true) },
+  };
+}
+
 /** A proto3 `optional` field: absent unless sent (null counts as not sent). */
 export function optional<T>(kind: FieldKind<T>): FieldKind<T | undefined> {
   return { ...kind, absent: undefined };

@@ -19,7 +19,7 @@ const ERROR_MEANING: Partial<Record<StatusName, string>> = {
   FAILED_PRECONDITION:
     'the Idempotency-Key was used for a different request within IDEMPOTENCY_TTL; nothing changed',
   RESOURCE_EXHAUSTED:
-    'the body or the session is larger than allowed (SESSION_MAX_BYTES, SESSION_MAX_ATTRIBUTES), or the memory store is full',
+    'the body or the session is larger than allowed (SESSION_MAX_BYTES, SESSION_MAX_ATTRIBUTES), the memory store is full, or the owner holds SESSION_MAX_PER_OWNER sessions and SESSION_OWNER_LIMIT is refuse',
   UNAVAILABLE: 'the store cannot be reached; see the method for whether a retry is safe',
   INTERNAL: 'a bug, logged with its cause and the request id',
 };
@@ -183,7 +183,7 @@ export const openApiDocument = {
         type: 'http',
         scheme: 'bearer',
         description:
-          'Required on /v1/sessions routes when the server has AUTH_TOKENS; GET without touch needs "read", everything else "write".',
+          'Required on the /v1/sessions and /v1/owner-sessions routes when the server has AUTH_TOKENS; GET without touch needs "read", the /v1/owner-sessions routes "admin", everything else "write" ("admin" includes "write", which includes "read").',
       },
     },
   },

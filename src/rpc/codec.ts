@@ -1,4 +1,5 @@
 import type { SetSessionInput, StoredSession, UpdateSessionInput } from '../service.ts';
+import type { OwnedSession } from '../session.ts';
 import {
   bytesSize,
   EMPTY_BYTES,
@@ -22,6 +23,7 @@ import {
 /** SessionData, the SetSession request. The output fields 6-8 are read and ignored. */
 export function decodeSetSession(buf: Buffer): SetSessionInput {
   let sessionKey = '';
+  let owner = '';
   let fleetListRequest = EMPTY_BYTES;
   let fleetListResponse = EMPTY_BYTES;
   let ttlSeconds = 0;
@@ -32,6 +34,7 @@ export function decodeSetSession(buf: Buffer): SetSessionInput {
       else if (number === 2) fleetListRequest = reader.bytes();
       else if (number === 3) fleetListResponse = reader.bytes();
       else if (number === 4) readStringBytesEntry(reader, 'attributes', attributes);
+      else if (number === 9) owner = reader.string('owner');
       else return false;
       return true;
     }
@@ -41,7 +44,7 @@ export function decodeSetSession(buf: Buffer): SetSessionInput {
     }
     return false;
   });
-  return { sessionKey, fleetListRequest, fleetListResponse, attributes, ttlSeconds };
+  return { sessionKey, fleetListRequest, fleetListResponse, attributes, ttlSeconds, owner };
 }
 
 export interface GetSessionInput {
@@ -144,34 +147,52 @@ export function decodeSessionKey(buf: Buffer): string {
   return sessionKey;
 }
 
+export interface ListSessionsInput {
+  readonly owner: string;
+  readonly includeContent: boolean;
+}
+
+export function decodeListSessions(buf: Buffer): ListSessionsInput {
+  let owner = '';
+  let includeContent = false;
+  readFields(buf, (reader, number, wireType) => {
+    if (number === 1 && wireType === LENGTH_DELIMITED) owner = reader.string('owner');
+    else if (number === 2 && wireType === VARINT) includeContent = reader.bool();
+    else return false;
+    return true;
+  });
+  return { owner, includeContent };
+}
+
+/** RevokeSessionsRequest: an owner alone. */
+export function decodeOwner(buf: Buffer): string {
+  let owner = '';
+  readFields(buf, (reader, number, wireType) => {
+    if (number !== 1 || wireType !== LENGTH_DELIMITED) return false;
+    owner = reader.string('owner');
+    return true;
+  });
+  return owner;
+}
+
 /** SessionData, the reply of Get, Update and Consume. */
 export function encodeSession(session: StoredSession): Buffer {
   const keyLength = Buffer.byteLength(session.sessionKey);
-  const entries: Array<[string, number, Buffer, number]> = [];
-  let size =
+  const attributes = sizedEntries(session.attributes);
+  const size =
     (keyLength === 0 ? 0 : lengthDelimitedSize(keyLength)) +
     bytesSize(session.fleetListRequest) +
     bytesSize(session.fleetListResponse) +
+    attributes.size +
     int64Size(session.ttlSeconds) +
     int64Size(session.expiresAtMs) +
     int64Size(session.version) +
     int64Size(session.createdAtMs);
-  for (const [name, value] of session.attributes) {
-    const nameLength = Buffer.byteLength(name);
-    const entryLength = lengthDelimitedSize(nameLength) + lengthDelimitedSize(value.length);
-    entries.push([name, nameLength, value, entryLength]);
-    size += lengthDelimitedSize(entryLength);
-  }
   const w = new Writer(size, true);
   if (keyLength !== 0) w.string(1, session.sessionKey, keyLength);
   if (session.fleetListRequest.length !== 0) w.bytes(2, session.fleetListRequest);
   if (session.fleetListResponse.length !== 0) w.bytes(3, session.fleetListResponse);
-  for (const [name, nameLength, value, entryLength] of entries) {
-    w.tag(4, LENGTH_DELIMITED);
-    w.varint(entryLength);
-    w.string(1, name, nameLength);
-    w.bytes(2, value);
-  }
+  writeEntries(w, 4, attributes.entries);
   w.int64(5, session.ttlSeconds);
   w.int64(6, session.expiresAtMs);
   w.int64(7, session.version);
@@ -201,6 +222,73 @@ export function encodeKeyVersion(reply: {
 export function encodeTouchSessionResponse(expiresAtMs: number): Buffer {
   const w = new Writer(int64Size(expiresAtMs), true);
   w.int64(1, expiresAtMs);
+  return w.buf;
+}
+
+/** A map<string, bytes> field's entries, each with its name's byte length and its own size. */
+type MapEntries = Array<[string, number, Buffer, number]>;
+
+function sizedEntries(map: ReadonlyMap<string, Buffer>): { size: number; entries: MapEntries } {
+  const entries: MapEntries = [];
+  let size = 0;
+  for (const [name, value] of map) {
+    const nameLength = Buffer.byteLength(name);
+    const entryLength = lengthDelimitedSize(nameLength) + lengthDelimitedSize(value.length);
+    entries.push([name, nameLength, value, entryLength]);
+    size += lengthDelimitedSize(entryLength);
+  }
+  return { size, entries };
+}
+
+function writeEntries(w: Writer, fieldNumber: number, entries: MapEntries): void {
+  for (const [name, nameLength, value, entryLength] of entries) {
+    w.tag(fieldNumber, LENGTH_DELIMITED);
+    w.varint(entryLength);
+    w.string(1, name, nameLength);
+    w.bytes(2, value);
+  }
+}
+
+/** ListSessionsResponse: one OwnedSession (field 1) per session, in the order given. */
+export function encodeListSessionsResponse(sessions: readonly OwnedSession[]): Buffer {
+  const sized = sessions.map((session) => {
+    const handleLength = Buffer.byteLength(session.handle);
+    const content = session.content;
+    const attributes = content ? sizedEntries(content.attributes) : { size: 0, entries: [] };
+    const size =
+      (handleLength === 0 ? 0 : lengthDelimitedSize(handleLength)) +
+      int64Size(session.createdAtMs) +
+      int64Size(session.expiresAtMs) +
+      int64Size(session.version) +
+      int64Size(session.ttlSeconds) +
+      int64Size(session.sizeBytes) +
+      (content ? bytesSize(content.fleetListRequest) + bytesSize(content.fleetListResponse) : 0) +
+      attributes.size;
+    return { session, handleLength, attributes: attributes.entries, size };
+  });
+  let total = 0;
+  for (const { size } of sized) total += lengthDelimitedSize(size);
+  const w = new Writer(total, true);
+  for (const { session, handleLength, attributes, size } of sized) {
+    w.tag(1, LENGTH_DELIMITED);
+    w.varint(size);
+    if (handleLength !== 0) w.string(1, session.handle, handleLength);
+    w.int64(2, session.createdAtMs);
+    w.int64(3, session.expiresAtMs);
+    w.int64(4, session.version);
+    w.int64(5, session.ttlSeconds);
+    w.int64(6, session.sizeBytes);
+    const content = session.content;
+    if (content?.fleetListRequest.length) w.bytes(7, content.fleetListRequest);
+    if (content?.fleetListResponse.length) w.bytes(8, content.fleetListResponse);
+    writeEntries(w, 9, attributes);
+  }
+  return w.buf;
+}
+
+export function encodeRevokeSessionsResponse(revoked: number): Buffer {
+  const w = new Writer(int64Size(revoked), true);
+  w.int64(1, revoked);
   return w.buf;
 }
 

@@ -8,20 +8,26 @@ import {
   type JsonMessage,
   optional,
   type Parsed,
+  repeated,
   string,
   strings,
 } from '../http/json-mapping.ts';
 import type { SessionService, StoredSession } from '../service.ts';
+import type { OwnedSession } from '../session.ts';
 import type { StatusName } from '../wire/grpc-status.ts';
 import {
   decodeConditionalKey,
   decodeGetSession,
+  decodeListSessions,
+  decodeOwner,
   decodeSessionKey,
   decodeSetSession,
   decodeTouchSession,
   decodeUpdateSession,
   encodeDeleteSessionResponse,
   encodeKeyVersion,
+  encodeListSessionsResponse,
+  encodeRevokeSessionsResponse,
   encodeSession,
   encodeTouchSessionResponse,
 } from './codec.ts';
@@ -36,6 +42,18 @@ import {
 
 export const SERVICE_NAME = 'sessionmanager.v1.SessionManagerService';
 
+const OWNED_SESSION = {
+  handle: string,
+  createdAtUnixMs: int64,
+  expiresAtUnixMs: int64,
+  version: int64,
+  ttlSeconds: int64,
+  sizeBytes: int64,
+  fleetListRequest: bytes,
+  fleetListResponse: bytes,
+  attributes: bytesMap,
+} as const satisfies JsonMessage;
+
 /** The messages of the contract in the proto3 JSON mapping (JSON names, as the service's input names them). */
 export const messages = {
   SetSessionRequest: {
@@ -44,6 +62,7 @@ export const messages = {
     fleetListResponse: bytes,
     attributes: bytesMap,
     ttlSeconds: int64,
+    owner: string,
   },
   UpdateSessionRequest: {
     fleetListRequest: optional(bytes),
@@ -69,12 +88,20 @@ export const messages = {
   TouchSessionResponse: { expiresAtUnixMs: int64 },
   DeleteSessionResponse: { deleted: bool },
   RotateSessionKeyResponse: { sessionKey: string, expiresAtUnixMs: int64, version: int64 },
+  ListSessionsRequest: { owner: string, includeContent: bool },
+  ListSessionsResponse: { sessions: repeated(OWNED_SESSION) },
+  RevokeSessionsRequest: { owner: string },
+  RevokeSessionsResponse: { revoked: int64 },
 } as const satisfies Record<string, JsonMessage>;
 
 export type MessageName = keyof typeof messages;
 type Body<Name extends MessageName> = Parsed<(typeof messages)[Name]>;
 
-/** The HTTP/JSON route of a method. Paths are OpenAPI templates; `{key}` is the session key. */
+/**
+ * The HTTP/JSON route of a method. Paths are OpenAPI templates; `{key}` is
+ * the session key. Owner ids are personal data and URLs end up in proxy
+ * logs, so the owner routes take them in the body, never in the path.
+ */
 export interface HttpRoute<Req, Res> {
   readonly verb: 'get' | 'post' | 'patch' | 'delete';
   readonly path: string;
@@ -113,14 +140,18 @@ const method = <Req, Res>(definition: RpcMethod<Req, Res>) => definition as unkn
 
 const int64Json = (value: number) => String(value);
 
+function attributesJson(attributes: ReadonlyMap<string, Buffer>) {
+  const json: Record<string, string> = {};
+  for (const [name, value] of attributes) json[name] = value.toString('base64');
+  return json;
+}
+
 function sessionJson(session: StoredSession) {
-  const attributes: Record<string, string> = {};
-  for (const [name, value] of session.attributes) attributes[name] = value.toString('base64');
   return {
     sessionKey: session.sessionKey,
     fleetListRequest: session.fleetListRequest.toString('base64'),
     fleetListResponse: session.fleetListResponse.toString('base64'),
-    attributes,
+    attributes: attributesJson(session.attributes),
     ttlSeconds: int64Json(session.ttlSeconds),
     expiresAtUnixMs: int64Json(session.expiresAtMs),
     version: int64Json(session.version),
@@ -134,7 +165,21 @@ const keyVersionJson = (reply: { sessionKey: string; expiresAtMs: number; versio
   version: int64Json(reply.version),
 });
 
+/** Every field present, as in every reply: without content, the payloads are empty. */
+const ownedSessionJson = (session: OwnedSession) => ({
+  handle: session.handle,
+  createdAtUnixMs: int64Json(session.createdAtMs),
+  expiresAtUnixMs: int64Json(session.expiresAtMs),
+  version: int64Json(session.version),
+  ttlSeconds: int64Json(session.ttlSeconds),
+  sizeBytes: int64Json(session.sizeBytes),
+  fleetListRequest: session.content?.fleetListRequest.toString('base64') ?? '',
+  fleetListResponse: session.content?.fleetListResponse.toString('base64') ?? '',
+  attributes: session.content ? attributesJson(session.content.attributes) : {},
+});
+
 const ITEM = '/v1/sessions/{key}';
+const OWNER_SESSIONS = '/v1/owner-sessions';
 
 export const METHODS: readonly RpcMethod[] = [
   method({
@@ -256,6 +301,41 @@ export const METHODS: readonly RpcMethod[] = [
       request: (sessionKey) => sessionKey,
       reply: 'RotateSessionKeyResponse',
       toJson: keyVersionJson,
+    },
+  }),
+  method({
+    name: 'ListSessions',
+    summary:
+      "List an owner's live sessions, oldest first: handles and metadata, content on request",
+    errors: [],
+    decode: decodeListSessions,
+    encode: encodeListSessionsResponse,
+    call: (service, request, scope) =>
+      service.listOwned(request.owner, request.includeContent, scope),
+    http: {
+      verb: 'post',
+      path: `${OWNER_SESSIONS}:list`,
+      body: 'ListSessionsRequest',
+      request: (_key, body: Body<'ListSessionsRequest'>) => body,
+      reply: 'ListSessionsResponse',
+      toJson: (sessions: OwnedSession[]) => ({ sessions: sessions.map(ownedSessionJson) }),
+    },
+  }),
+  method({
+    name: 'RevokeSessions',
+    idempotent: true,
+    summary: 'Delete every session of an owner in one atomic step; how many were live',
+    errors: [],
+    decode: decodeOwner,
+    encode: encodeRevokeSessionsResponse,
+    call: (service, owner, scope) => service.revokeOwned(owner, scope),
+    http: {
+      verb: 'post',
+      path: `${OWNER_SESSIONS}:revoke`,
+      body: 'RevokeSessionsRequest',
+      request: (_key, body: Body<'RevokeSessionsRequest'>) => body.owner,
+      reply: 'RevokeSessionsResponse',
+      toJson: (revoked: number) => ({ revoked: int64Json(revoked) }),
     },
   }),
 ];

@@ -1,13 +1,7 @@
 import type { CallScope } from '../call-scope.ts';
 import { ErrorCode, SessionError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import type {
-  OwnedSession,
-  OwnerRef,
-  Session,
-  SessionChange,
-  SessionDraft,
-} from '../session.ts';
+import type { OwnedSession, OwnerRef, Session, SessionChange, SessionDraft } from '../session.ts';
 import { contentSize } from '../session.ts';
 import type { PutResult, SessionStore } from './store.ts';
 

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { CallScope } from '../call-scope.ts';
-import { ErrorCode, notFound, SessionError, tooLarge, versionConflict } from '../errors.ts';
+import {
+  ErrorCode,
+  notFound,
+  ownerLimitReached,
+  SessionError,
+  tooLarge,
+  versionConflict,
+} from '../errors.ts';
 import { idempotencyKeyReused } from '../idempotency.ts';
-import type {
-  OwnedSession,
-  OwnerRef,
-  Session,
-  SessionChange,
-  SessionDraft,
-} from '../session.ts';
+import type { OwnedSession, OwnerRef, Session, SessionChange, SessionDraft } from '../session.ts';
 import { contentSize, expiryAfterActivity } from '../session.ts';
 import { sessionHandle } from '../session-keys.ts';
 import type { PutResult, SessionStore, StoreLimits } from './store.ts';
@@ -103,7 +104,8 @@ export class MemoryStore implements SessionStore {
   #makeRoom(owner: OwnerRef, key: string, nowMs: number): number {
     const keys = this.#liveKeys(owner.digest, nowMs);
     if (keys.includes(key) || keys.length < this.#limits.maxPerOwner) return 0;
-    if (this.#limits.atOwnerLimit === 'refuse') throw ownerFull(keys.length, this.#limits);
+    if (this.#limits.atOwnerLimit === 'refuse')
+      throw ownerLimitReached(keys.length, this.#limits.maxPerOwner);
     const excess = keys.slice(0, keys.length - this.#limits.maxPerOwner + 1);
     for (const oldest of excess) this.#remove(oldest);
     return excess.length;
@@ -350,7 +352,8 @@ export class MemoryStore implements SessionStore {
     }
     this.#bytes += bytes - previousBytes;
     const kept = owner === undefined ? previous?.owner : (owner ?? undefined);
-    if (previous?.owner !== undefined && previous.owner !== kept) this.#unindex(previous.owner, key);
+    if (previous?.owner !== undefined && previous.owner !== kept)
+      this.#unindex(previous.owner, key);
     if (kept !== undefined) this.#index(kept, key);
     this.#sessions.set(key, { session, bytes, owner: kept });
     return session;
@@ -394,13 +397,6 @@ function recordBytes(name: string, outcome: Outcome): number {
       ? contentSize(value as Session)
       : 0;
   return session + Buffer.byteLength(name) + ENTRY_OVERHEAD_BYTES;
-}
-
-function ownerFull(held: number, limits: StoreLimits): SessionError {
-  return tooLarge(
-    'owner',
-    `holds ${held} live sessions; the limit is ${limits.maxPerOwner} (SESSION_MAX_PER_OWNER, SESSION_OWNER_LIMIT=refuse)`,
-  );
 }
 
 function checkVersion(session: Session, expectedVersion: number | undefined): void {

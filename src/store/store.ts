@@ -1,11 +1,5 @@
 import type { CallScope } from '../call-scope.ts';
-import type {
-  OwnedSession,
-  OwnerRef,
-  Session,
-  SessionChange,
-  SessionDraft,
-} from '../session.ts';
+import type { OwnedSession, OwnerRef, Session, SessionChange, SessionDraft } from '../session.ts';
 
 /** What a write reports back to the caller of SetSession. */
 export interface StoredVersion {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCode, SessionError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
-import { redisKey } from '../../src/store/redis/keys.ts';
+import { compactKey, legacyKey } from '../../src/store/redis/keys.ts';
 import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { Scripts } from '../../src/store/redis/scripts.ts';
 import { createTokenGenerator } from '../../src/token.ts';
@@ -11,8 +11,6 @@ import { redisConfig } from '../support/redis-config.ts';
 import { change, draft, LIMITS, storeContract, uniqueKey } from '../support/store-contract.ts';
 
 let redis: TestRedis;
-/** The repair script with a fence far in the future. */
-const REPAIR_PROBE = Scripts.repair.source;
 let store: RedisStore;
 const prefix = `test-${process.pid}:`;
 
@@ -57,11 +55,11 @@ describe('redis store layout', () => {
   it('rotation renames the hash: the old Redis key is gone, the new one keeps the TTL', async () => {
     const key = uniqueKey();
     await store.put(key, draft({ ttlSeconds: 40 }), Date.now());
-    const oldRedisKey = redisKey(prefix, key);
+    const oldRedisKey = compactKey(prefix, key);
     const ttlBefore = Number(redis.cli('-n', '5', 'PTTL', oldRedisKey));
     const rotated = await store.rotate(key, createTokenGenerator(), Date.now());
     assert.ok(rotated);
-    const newRedisKey = redisKey(prefix, rotated.sessionKey);
+    const newRedisKey = compactKey(prefix, rotated.sessionKey);
     assert.equal(redis.cli('-n', '5', 'EXISTS', oldRedisKey), '0');
     const ttlAfter = Number(redis.cli('-n', '5', 'PTTL', newRedisKey));
     assert.ok(ttlAfter > ttlBefore - 2000 && ttlAfter <= ttlBefore, `${ttlBefore} → ${ttlAfter}`);
@@ -94,16 +92,43 @@ describe('redis store layout', () => {
 /**
  * Hashes no write of the store leaves behind, written straight into Redis:
  * what a Redis whose AOF loader applied part of a script's effects can hold
- * after a crash (docs/guarantees.md). Fields as keys.ts names them.
+ * after a crash (docs/guarantees.md), in each layout (keys.ts).
  */
-const TORN: Record<string, (now: number) => string[]> = {
-  'fixed fields missing': (now) => ['version', '1', 'created_at', String(now)],
-  'attributes missing (content short of its size field)': (now) => [...wholeFields(now, 'abc', 30)],
-  'a payload field missing': (now) => wholeFields(now, 'abc', 3).slice(2),
+interface LayoutFixture {
+  readonly key: (sessionKey: string) => string;
+  /** The fields of a whole session created `now` holding `request` and no attributes. */
+  readonly whole: (now: number, request: string, size?: number) => string[];
+  readonly torn: Record<string, (now: number) => string[]>;
+}
+
+const LAYOUTS: Record<string, LayoutFixture> = {
+  legacy: {
+    key: (sessionKey) => legacyKey(prefix, sessionKey),
+    whole: legacyFields,
+    torn: {
+      'fixed fields missing': (now) => ['version', '1', 'created_at', String(now)],
+      'attributes missing (content short of its size field)': (now) => legacyFields(now, 'abc', 30),
+      'a payload field missing': (now) => legacyFields(now, 'abc', 3).slice(2),
+    },
+  },
+  compact: {
+    key: (sessionKey) => compactKey(prefix, sessionKey),
+    whole: compactFields,
+    torn: {
+      'no metadata field': () => ['q0', 'abc', '.x', 'y'],
+      'attributes missing (content short of its size)': (now) => compactFields(now, 'abc', 30),
+      'a payload piece missing': (now) => [...compactFields(now, 'abc', 6), 'q2', 'def'],
+    },
+  },
 };
 
-/** The seven fixed fields of a session created `now` holding `request` and no attributes. */
-function wholeFields(now: number, request: string, size = request.length): string[] {
+/** The compact layout's fields: m, then the request whole in q0. */
+function compactFields(now: number, request: string, size = request.length): string[] {
+  return ['m', `${now},${now + 60_000},3,60,${size}`, 'q0', request];
+}
+
+/** The legacy layout's seven fixed fields. */
+function legacyFields(now: number, request: string, size = request.length): string[] {
   return [
     'fleet_list_request',
     request,
@@ -141,50 +166,53 @@ describe('torn sessions: no operation returns one, each deletes it', () => {
     delete: (key) => store.delete(key, Date.now()).then((deleted) => (deleted ? 'deleted' : null)),
     rotate: (key) => store.rotate(key, createTokenGenerator(), Date.now()),
   };
-  for (const [torn, fields] of Object.entries(TORN)) {
-    for (const [name, operation] of Object.entries(operations)) {
-      it(`${name} of a hash with ${torn} (and no TTL) finds nothing and deletes it`, async () => {
-        const key = uniqueKey();
-        const hash = redisKey(prefix, key);
-        redis.cli('-n', '5', 'HSET', hash, ...fields(Date.now()));
-        assert.equal(redis.cli('-n', '5', 'PTTL', hash), '-1');
-        const result = await operation(key);
-        assert.equal(result, null);
-        assert.equal(redis.cli('-n', '5', 'EXISTS', hash), '0', 'the torn hash is gone');
-      });
+  for (const [layout, fixture] of Object.entries(LAYOUTS)) {
+    for (const [torn, fields] of Object.entries(fixture.torn)) {
+      for (const [name, operation] of Object.entries(operations)) {
+        it(`${layout} layout: ${name} of a hash with ${torn} (and no TTL) finds nothing and deletes it`, async () => {
+          const key = uniqueKey();
+          const hash = fixture.key(key);
+          redis.cli('-n', '5', 'HSET', hash, ...fields(Date.now()));
+          assert.equal(redis.cli('-n', '5', 'PTTL', hash), '-1');
+          const result = await operation(key);
+          assert.equal(result, null);
+          assert.equal(redis.cli('-n', '5', 'EXISTS', hash), '0', 'the torn hash is gone');
+        });
+      }
     }
+
+    it(`${layout} layout: a whole session without a TTL, past its expiry, is absent to a read and deleted`, async () => {
+      const key = uniqueKey();
+      const hash = fixture.key(key);
+      const longAgo = Date.now() - 120_000;
+      redis.cli('-n', '5', 'HSET', hash, ...fixture.whole(longAgo, 'abc'));
+      assert.equal(await store.get(key, Date.now(), false), null);
+      assert.equal(redis.cli('-n', '5', 'EXISTS', hash), '0');
+    });
+
+    it(`${layout} layout: a whole session without a TTL, not yet expired, is returned, and rotation gives it its TTL`, async () => {
+      const key = uniqueKey();
+      const now = Date.now();
+      redis.cli('-n', '5', 'HSET', fixture.key(key), ...fixture.whole(now, 'abc'));
+      const session = await store.get(key, Date.now(), false);
+      assert.equal(session?.fleetListRequest.toString(), 'abc');
+      assert.equal(session?.version, 3);
+      const rotated = await store.rotate(key, createTokenGenerator(), Date.now());
+      assert.ok(rotated);
+      const pttl = Number(redis.cli('-n', '5', 'PTTL', fixture.key(rotated.sessionKey)));
+      assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`);
+    });
   }
-
-  it('a whole session without a TTL, past its expiry, is absent to a read and deleted', async () => {
-    const key = uniqueKey();
-    const hash = redisKey(prefix, key);
-    const longAgo = Date.now() - 120_000;
-    redis.cli('-n', '5', 'HSET', hash, ...wholeFields(longAgo, 'abc'));
-    assert.equal(await store.get(key, Date.now(), false), null);
-    assert.equal(redis.cli('-n', '5', 'EXISTS', hash), '0');
-  });
-
-  it('a whole session without a TTL, not yet expired, is returned, and rotation gives it its TTL', async () => {
-    const key = uniqueKey();
-    const now = Date.now();
-    redis.cli('-n', '5', 'HSET', redisKey(prefix, key), ...wholeFields(now, 'abc'));
-    const session = await store.get(key, Date.now(), false);
-    assert.equal(session?.fleetListRequest.toString(), 'abc');
-    assert.equal(session?.version, 3);
-    const rotated = await store.rotate(key, createTokenGenerator(), Date.now());
-    assert.ok(rotated);
-    const pttl = Number(redis.cli('-n', '5', 'PTTL', redisKey(prefix, rotated.sessionKey)));
-    assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`);
-  });
 
   it('a torn hash replaced by a whole session before the repair runs is kept', async () => {
     // The repair checks again in Redis: the read saw a torn hash, a put replaced it since.
     const key = uniqueKey();
     await store.put(key, draft(), Date.now());
-    const hash = redisKey(prefix, key);
+    const hash = compactKey(prefix, key);
     const fence = String(Date.now() + 60_000);
+    const repair = Scripts.compactRepair.source;
     assert.equal(
-      redis.cli('-n', '5', 'EVAL', REPAIR_PROBE, '1', hash, fence, String(Date.now())),
+      redis.cli('-n', '5', 'EVAL', repair, '1', hash, fence, '', String(Date.now())),
       '0',
     );
     assert.ok(await store.get(key, Date.now(), false));

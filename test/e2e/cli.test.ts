@@ -119,6 +119,56 @@ describe('sessionmanager CLI against a real server', () => {
     assert.equal(got.json.sessionKey, '-dash-key');
   });
 
+  it('set --owner, list-sessions [--content] and revoke-sessions', async () => {
+    const owner = ['--', '-rider 42'];
+    const first = await cli(['set', ...addr, '--request', '{"pickup":"A"}', '--owner=-rider 42']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.json.sessionKey, /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{3}$/);
+    const second = await cli(['set', ...addr, '--attr', 'seat=12A', '--owner=-rider 42']);
+    assert.equal(second.code, 0, second.stderr);
+
+    const listed = await cli(['list-sessions', ...addr, ...owner]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.json.length, 2);
+    assert.deepEqual(Object.keys(listed.json[0]).sort(), [
+      'createdAtUnixMs',
+      'expiresAtUnixMs',
+      'handle',
+      'sizeBytes',
+      'ttlSeconds',
+      'version',
+    ]);
+    assert.ok(!listed.stdout.includes(first.json.sessionKey), 'handles, not keys');
+    const content = await cli(['list-sessions', ...addr, '--content', ...owner]);
+    assert.equal(content.code, 0, content.stderr);
+    assert.deepEqual(
+      content.json.map((session: { fleetListRequest: unknown; attributes: unknown }) => [
+        session.fleetListRequest,
+        session.attributes,
+      ]),
+      [
+        [{ pickup: 'A' }, {}],
+        [null, { seat: '12A' }],
+      ],
+    );
+
+    const revoked = await cli(['revoke-sessions', ...addr, ...owner]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.deepEqual(revoked.json, { revoked: 2 });
+    assert.deepEqual((await cli(['list-sessions', ...addr, ...owner])).json, []);
+    assert.equal((await cli(['get', ...addr, '--', first.json.sessionKey])).code, 3);
+
+    const usage = await cli(['list-sessions', ...addr]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /list-sessions needs an OWNER/);
+    const invalid = await cli(['revoke-sessions', ...addr, 'tab\there']);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /INVALID_ARGUMENT: owner:/);
+    const keyed = await cli(['set', ...addr, '--key', 'cli-owned', '--owner', 'r-1']);
+    assert.equal(keyed.code, 2);
+    assert.match(keyed.stderr, /INVALID_ARGUMENT: session_key:/);
+  });
+
   it('health prints the serving status', async () => {
     const health = await cli(['health', ...addr]);
     assert.equal(health.code, 0, health.stderr);

@@ -190,6 +190,30 @@ for (const [name, start, skip] of servers) {
         assert.equal(await client.consumeSession({ sessionKey: rotated.sessionKey }), null);
         await assert.rejects(client.touchSession({ sessionKey }), { code: 'NOT_FOUND' });
       });
+
+      test('owners: set with an owner, list oldest first with and without content, revoke', async (t) => {
+        if (!target.full) {
+          t.skip('the Go reference has no such RPC');
+          return;
+        }
+        const owner = `interop-${transport}`;
+        const first = await client.setSession({ owner, fleetListRequest: { from: 'A' } });
+        const second = await client.setSession({ owner, attributes: { seat: '1' } });
+        const listed = await client.listSessions(owner);
+        assert.equal(listed.length, 2);
+        assert.equal(listed[0]?.expiresAtUnixMs, first.expiresAtUnixMs);
+        assert.equal(listed[1]?.version, second.version);
+        assert.notEqual(listed[0]?.handle, listed[1]?.handle);
+        assert.ok(!listed.some((session) => session.handle === first.sessionKey), 'not keys');
+        assert.equal(listed[0]?.attributes, undefined);
+        const full = await client.listSessions(owner, { includeContent: true });
+        assert.deepEqual(full[0]?.fleetListRequest, { from: 'A' });
+        assert.deepEqual(full[1]?.attributes, { seat: '1' });
+        assert.deepEqual(await client.revokeSessions(owner), { revoked: 2 });
+        assert.equal(await client.getSession({ sessionKey: first.sessionKey }), null);
+        assert.deepEqual(await client.listSessions(owner), []);
+        await assert.rejects(client.listSessions(''), { code: 'INVALID_ARGUMENT' });
+      });
     });
   }
 }

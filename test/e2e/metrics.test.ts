@@ -97,6 +97,40 @@ describe('/metrics after a known sequence of calls', () => {
   });
 });
 
+describe('/metrics after the owner calls', () => {
+  it('counts ListSessions and RevokeSessions, their store operations, and evicted and revoked sessions', async () => {
+    const server = await startServer({ env: { SESSION_MAX_PER_OWNER: '2' } });
+    const client = rawClient(server.address);
+    try {
+      for (let i = 0; i < 3; i++) await client.call('SetSession', { owner: 'rider-m' });
+      await client.call('ListSessions', { owner: 'rider-m', include_content: true });
+      await assert.rejects(client.call('ListSessions', { owner: '' }));
+      await client.call('RevokeSessions', { owner: 'rider-m' });
+      await client.call('RevokeSessions', { owner: 'rider-m' });
+      const samples = parse(await (await fetch(`${server.httpUrl}/metrics`)).text());
+      const value = (name: string) => samples.get(name) ?? 0;
+      const calls = (method: string, code: string) =>
+        value(`sessionmanager_calls_total{transport="grpc",method="${method}",code="${code}"}`);
+      assert.equal(calls('ListSessions', 'OK'), 1);
+      assert.equal(calls('ListSessions', 'INVALID_ARGUMENT'), 1);
+      assert.equal(calls('RevokeSessions', 'OK'), 2);
+      const event = (name: string) => value(`sessionmanager_session_events_total{event="${name}"}`);
+      assert.equal(event('created'), 3);
+      assert.equal(event('evicted'), 1);
+      assert.equal(event('revoked'), 2);
+      const operations = (operation: string) =>
+        value(
+          `sessionmanager_store_operation_duration_seconds_count{operation="${operation}",outcome="ok"}`,
+        );
+      assert.equal(operations('list_owned'), 1, 'the invalid owner never reached the store');
+      assert.equal(operations('revoke_owned'), 2);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
+
 describe('hot-path metric series', () => {
   it('a histogram sample counts every observation not above its bucket bound, as Prometheus le does', async () => {
     const bounds = [0.001, 0.01, 0.1, 1];

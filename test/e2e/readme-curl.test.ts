@@ -73,7 +73,9 @@ describe('the docs/http-json.md curl examples', () => {
 
   it('each succeeds, as written, against a fresh server, and answers what its comment says', async () => {
     const replies = await runAsWritten(inShellBlocks, server);
-    const [created, named, read, patched, touched, consumed, deleted, , rotated] = replies;
+    const [created, named, read, patched, touched, consumed, deleted, , rotated, ...owner] =
+      replies;
+    const [owned, listed, revoked] = owner;
     assert.match(String(created?.sessionKey), /^[A-Za-z0-9_-]{43}$/);
     assert.equal(named?.sessionKey, 'order-42');
     assert.equal(read?.ttlSeconds, '900');
@@ -83,5 +85,8 @@ describe('the docs/http-json.md curl examples', () => {
     assert.equal(consumed?.sessionKey, 'order-42');
     assert.deepEqual(deleted, { deleted: false });
     assert.notEqual(rotated?.sessionKey, 'login-7');
+    assert.match(String(owned?.sessionKey), /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{3}$/);
+    assert.equal((listed?.sessions as unknown[] | undefined)?.length, 1);
+    assert.deepEqual(revoked, { revoked: '1' });
   });
 });

@@ -172,7 +172,7 @@ for (const transport of ['lean', 'grpc-js'] as const) {
       assert.match(stdout, /descriptors: map entries, proto3 optional and type names are valid/);
       assert.match(
         stdout,
-        /SessionManagerService: called SetSession, GetSession, UpdateSession, TouchSession, ConsumeSession, DeleteSession, RotateSessionKey/,
+        /SessionManagerService: called SetSession, GetSession, UpdateSession, TouchSession, ConsumeSession, DeleteSession, RotateSessionKey, ListSessions, RevokeSessions/,
       );
       assert.match(stdout, /grpc\.health\.v1\.Health: called Check, Watch/);
       assert.match(stdout, /\nok\n$/);

@@ -4,7 +4,7 @@ import { status } from '@grpc/grpc-js';
 import type { CallScope } from '../../src/call-scope.ts';
 import { ErrorCode, SessionError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
-import { redisKey } from '../../src/store/redis/keys.ts';
+import { compactKey } from '../../src/store/redis/keys.ts';
 import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { FaultProxy, sleep } from '../support/faults.ts';
 import { type RawClient, rawClient } from '../support/grpc.ts';
@@ -60,11 +60,11 @@ const payload = (session: { fleetListRequest: Buffer } | null) =>
 
 /** The runs of the put script on this session key, from Redis's record. */
 const putsOf = (sessionKey: string) =>
-  log.runs.filter((run) => run.script === 'put' && run.key === redisKey(prefix, sessionKey));
+  log.runs.filter((run) => run.script === 'put' && run.key === compactKey(prefix, sessionKey));
 
-/** The put with this payload: ARGV is fence, now, ttl, lifetime, size, fleet_list_request ... */
+/** The put with this payload: ARGV is fence, now, ttl, lifetime, size, [compact: owner, limit, policy, pieces, retire,] fleet_list_request ... */
 const putWith = (sessionKey: string, fleetListRequest: string) =>
-  putsOf(sessionKey).find((run) => run.argv[5] === fleetListRequest);
+  putsOf(sessionKey).find((run) => run.argv[run.compact ? 10 : 5] === fleetListRequest);
 
 const settled = <T>(promise: Promise<T>) =>
   promise.then(
@@ -229,7 +229,7 @@ describe('the fence: no write applies after its caller was told it failed', () =
       }
       await log.settle();
       assert.deepEqual(
-        log.runs.filter((run) => run.key === redisKey(prefix, key)),
+        log.runs.filter((run) => run.key === compactKey(prefix, key)),
         [],
         'Redis ran a command for a call that was over',
       );

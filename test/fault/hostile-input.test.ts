@@ -73,6 +73,11 @@ const bytes = fc.oneof(
   fc.uint8Array({ maxLength: 256 }).map(Buffer.from),
   fc.integer({ min: 1, max: 1_200_000 }).map((n) => Buffer.alloc(n, 7)),
 );
+const owner = fc.oneof(
+  fc.constant(''),
+  fc.string({ maxLength: 300, unit: 'binary' }),
+  fc.integer({ min: 257, max: 300_000 }).map((n) => 'o'.repeat(n)),
+);
 const attributeName = fc.oneof(fc.string({ maxLength: 140, unit: 'binary' }), globKey);
 const attributes = fc.oneof(
   fc.dictionary(attributeName, fc.uint8Array({ maxLength: 64 }).map(Buffer.from), { maxKeys: 12 }),
@@ -91,6 +96,7 @@ const requests: Record<string, fc.Arbitrary<object>> = {
     fleet_list_response: bytes,
     attributes,
     ttl_seconds: int64,
+    owner,
   }),
   GetSession: fc.record({ session_key: sessionKey, touch: fc.boolean() }),
   UpdateSession: fc.record(
@@ -109,6 +115,8 @@ const requests: Record<string, fc.Arbitrary<object>> = {
   ConsumeSession: fc.record({ session_key: sessionKey }),
   DeleteSession: fc.record({ session_key: sessionKey }),
   RotateSessionKey: fc.record({ session_key: sessionKey }),
+  ListSessions: fc.record({ owner, include_content: fc.boolean() }),
+  RevokeSessions: fc.record({ owner }),
 };
 
 function varint(n: number): Buffer {

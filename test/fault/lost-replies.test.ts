@@ -6,7 +6,7 @@ import {
   type SessionClient,
   SessionError,
 } from '../../client/src/index.ts';
-import { redisKey } from '../../src/store/redis/keys.ts';
+import { compactKey } from '../../src/store/redis/keys.ts';
 import { FaultProxy, LONG, type NetworkFaults } from '../support/faults.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 import { startServer, type TestServer } from '../support/server.ts';
@@ -119,7 +119,7 @@ const SCENARIOS: readonly Scenario[] = [
       const created = await attempt(counts, () =>
         faulty.setSession({ fleetListRequest: Buffer.from(tag) }),
       );
-      if (created) given.add(redisKey(PREFIX, created.sessionKey));
+      if (created) given.add(compactKey(PREFIX, created.sessionKey));
     },
     finish(prefix, counts) {
       for (const hash of storedWithRequest(prefix)) if (!given.has(hash)) counts.orphans++;

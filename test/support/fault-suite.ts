@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { redisKey } from '../../src/store/redis/keys.ts';
+import { compactKey } from '../../src/store/redis/keys.ts';
 import { sleep } from './faults.ts';
 import type { Message, RawClient } from './grpc.ts';
 import type { ScriptRun } from './write-log.ts';
@@ -266,7 +266,7 @@ export function checkRun(options: {
   const byKey = new Map<string, Call[]>();
   const keyOf = new Map<string, string>();
   for (const key of workload.keys) {
-    keyOf.set(redisKey(prefix, key), key);
+    keyOf.set(compactKey(prefix, key), key);
     byKey.set(key, []);
   }
   for (const call of workload.calls) {
@@ -380,10 +380,12 @@ export function checkRun(options: {
   };
 }
 
-/** The call id a put or update run carries: put ARGV[6] is `key#id`, update's set attribute w is the id. */
+/** The call id a put or update run carries: put's request is `key#id`, update's set attribute w is the id. */
 function idOf(run: ScriptRun): number {
-  // run.argv starts with the fence: put fence, now, ttl, lifetime, size, request ...
-  if (run.script === 'put') return Number(run.argv[5]?.slice(run.argv[5].lastIndexOf('#') + 1));
+  // run.argv starts with the fence: put fence, now, ttl, lifetime, size, [compact: owner,
+  // limit, policy, pieces, retire,] request ...
+  const request = run.argv[run.compact ? 10 : 5];
+  if (run.script === 'put') return Number(request?.slice(request.lastIndexOf('#') + 1));
   // update: fence, now, lifetime, max bytes, max attributes, expected, ttl, 4 payload args, n, attr:w, id
   return Number(run.argv[13]);
 }

@@ -178,8 +178,13 @@ def call_every_method(api):
     assert consumed.attributes["order"] == b"o-9", consumed
     call("SetSession")(session_key="reflect:1")
     assert call("DeleteSession")(session_key="reflect:1").deleted is True
+    owned = call("SetSession")(owner="reflect-owner", fleet_list_request=b"quote")
+    listed = call("ListSessions")(owner="reflect-owner", include_content=True).sessions
+    assert len(listed) == 1 and listed[0].fleet_list_request == b"quote", listed
+    assert listed[0].version == owned.version and listed[0].handle, listed
+    assert call("RevokeSessions")(owner="reflect-owner").revoked == 1
     called = {"SetSession", "GetSession", "UpdateSession", "TouchSession", "RotateSessionKey",
-              "ConsumeSession", "DeleteSession"}
+              "ConsumeSession", "DeleteSession", "ListSessions", "RevokeSessions"}
     assert set(methods) == called, methods
     print("%s: called %s" % (SESSIONS, ", ".join(methods)))
 

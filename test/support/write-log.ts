@@ -13,8 +13,10 @@ import { waitFor } from './ports.ts';
 export interface ScriptRun {
   /** Redis's clock when the script's commands ran, Unix ms (with µs as decimals). */
   readonly atMs: number;
-  /** The script's name (put, update, ...) as src/store/redis/scripts.ts names it. */
+  /** The script's operation (put, update, ...), as src/store/redis/scripts.ts names the legacy layout's. */
   readonly script: string;
+  /** A script of the compact layout (whose put takes more arguments before the payloads). */
+  readonly compact: boolean;
   /**
    * The script's keys and arguments: KEYS[1], then ARGV (the fence first,
    * then the script's own, without lua/idempotency.lua's three).
@@ -30,6 +32,9 @@ export interface ScriptRun {
 const WRITES = new Set(['HSET', 'DEL', 'HDEL', 'PEXPIRE', 'PEXPIREAT', 'RENAMENX']);
 
 const IDEMPOTENCY_ARGUMENTS = 3;
+
+/** compactPut → put, ... */
+const COMPACT = /^compact(\w)(\w*)$/;
 
 const IDEMPOTENT = new Set(
   Object.entries(Scripts)
@@ -221,9 +226,14 @@ export class WriteLog {
     const numkeys = Number(command.args[2]);
     const argv = command.args.slice(3 + numkeys);
     if (IDEMPOTENT.has(script)) argv.splice(1, IDEMPOTENCY_ARGUMENTS);
+    // The compact layout's scripts (compactPut ...) count as their operation
+    // (put ...); their first argument after the fence, the owner stem, goes.
+    const compact = COMPACT.exec(script);
+    if (compact) argv.splice(1, 1);
     this.runs.push({
       atMs: lua[0]?.atMs ?? command.atMs,
-      script,
+      script: compact ? `${compact[1]?.toLowerCase()}${compact[2]}` : script,
+      compact: compact !== null,
       key: command.args[3] ?? '',
       argv,
       wrote: lua.some((l) => WRITES.has(l.args[0]?.toUpperCase() ?? '')),

@@ -22,6 +22,7 @@ import { startServer, type TestServer } from '../support/server.ts';
 
 const WRITER = 'writer-token-0123456789abcdef';
 const READER = 'reader-token-0123456789abcdef';
+const ADMIN = 'admin-token-0123456789abcdef';
 const AUTH_TOKENS = `${WRITER}:write, ${READER}:read`;
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
@@ -39,7 +40,7 @@ function throwsCode(run: () => void, code: ErrorCode, message: RegExp): void {
 }
 
 describe('the permission table', () => {
-  it('read is GetSession without touch; everything else, GetSession with touch included, is write', () => {
+  it('read is GetSession without touch; the owner calls are admin; everything else, GetSession with touch included, is write', () => {
     assert.deepEqual(METHOD_PERMISSION, {
       GetSession: 'read',
       SetSession: 'write',
@@ -48,6 +49,8 @@ describe('the permission table', () => {
       ConsumeSession: 'write',
       DeleteSession: 'write',
       RotateSessionKey: 'write',
+      ListSessions: 'admin',
+      RevokeSessions: 'admin',
     });
     assert.equal(requiredPermission('GetSession', false), 'read');
     assert.equal(requiredPermission('GetSession', true), 'write');
@@ -72,6 +75,7 @@ describe('Authenticator', () => {
     grantsFor([
       [WRITER, 'write'],
       [READER, 'read'],
+      [ADMIN, 'admin'],
     ]),
   );
 
@@ -109,8 +113,23 @@ describe('Authenticator', () => {
     );
   });
 
-  it('a read token may only GetSession without touch; a write token may call everything', () => {
+  it('a read token may only GetSession without touch; a write token everything but the owner calls; an admin token everything', () => {
     for (const method of Object.keys(METHOD_PERMISSION) as SessionMethod[]) {
+      auth.check(`Bearer ${ADMIN}`, method, true);
+      auth.check(`Bearer ${ADMIN}`, method, false);
+      const needed = METHOD_PERMISSION[method];
+      if (needed === 'admin') {
+        for (const [token, granted] of [
+          [WRITER, 'write'],
+          [READER, 'read'],
+        ])
+          throwsCode(
+            () => auth.check(`Bearer ${token}`, method),
+            ErrorCode.PermissionDenied,
+            new RegExp(`^authorization: the token grants "${granted}"; ${method} needs "admin"$`),
+          );
+        continue;
+      }
       auth.check(`Bearer ${WRITER}`, method, true);
       auth.check(`Bearer ${WRITER}`, method, false);
       if (method === 'GetSession') auth.check(`Bearer ${READER}`, method, false);
@@ -154,6 +173,10 @@ describe('AUTH_TOKENS and AUTH_TOKENS_FILE', () => {
       config.auth?.tokens.map((t) => t.permission),
       ['write', 'read'],
     );
+    assert.deepEqual(
+      loadConfig({ AUTH_TOKENS: `${ADMIN}:admin` }).auth?.tokens.map((t) => t.permission),
+      ['admin'],
+    );
     assert.deepEqual(config.auth?.tokens[0]?.digest, digestToken(WRITER));
     assert.ok(!JSON.stringify(config).includes(WRITER), 'the config holds no token');
     assert.equal(loadConfig({}).auth, undefined);
@@ -196,8 +219,8 @@ describe('AUTH_TOKENS and AUTH_TOKENS_FILE', () => {
   it('bad entries stop the start with a message naming the entry, never the token', () => {
     const cases: Array<[string, RegExp]> = [
       [
-        `${WRITER}:admin`,
-        /AUTH_TOKENS: entry 1: expected token:permission with permission read or write/,
+        `${WRITER}:root`,
+        /AUTH_TOKENS: entry 1: expected token:permission with permission read, write or admin/,
       ],
       [`${WRITER}`, /AUTH_TOKENS: entry 1: expected token:permission/],
       [
@@ -265,7 +288,7 @@ for (const transport of ['lean', 'grpc-js'] as const) {
       );
     });
 
-    it('a write token may call every session RPC', async () => {
+    it('a write token may call every RPC on a session it holds the key of', async () => {
       const metadata = bearer(WRITER);
       const key = `${transport}-writer`;
       const set = await client.call('SetSession', { session_key: key }, { metadata });

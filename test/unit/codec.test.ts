@@ -5,12 +5,16 @@ import fc from 'fast-check';
 import { statusOf } from '../../src/rpc/call.ts';
 import {
   decodeGetSession,
+  decodeListSessions,
+  decodeOwner,
   decodeSessionKey,
   decodeSetSession,
   decodeTouchSession,
   decodeUpdateSession,
   encodeDeleteSessionResponse,
   encodeKeyVersion,
+  encodeListSessionsResponse,
+  encodeRevokeSessionsResponse,
   encodeSession,
   encodeTouchSessionResponse,
 } from '../../src/rpc/codec.ts';
@@ -121,10 +125,12 @@ describe('hand-written protobuf codec', () => {
             attrs: fc.array(fc.tuple(text, bytes), { maxLength: 5 }),
             ttl: int64,
             out: int64,
+            owner: text,
           })
           .chain((m) =>
             scrambled([
               field('SetSession', { session_key: m.key }),
+              field('SetSession', { owner: m.owner }),
               field('SetSession', { fleet_list_request: m.req }),
               field('SetSession', { fleet_list_response: m.res }),
               field('SetSession', { ttl_seconds: m.ttl, version: m.out }),
@@ -142,6 +148,7 @@ describe('hand-written protobuf codec', () => {
           assert.deepEqual(ours.fleetListResponse, theirs.fleet_list_response);
           assert.deepEqual(asRecord(ours.attributes), { ...theirs.attributes });
           assert.equal(ours.ttlSeconds, theirs.ttl_seconds);
+          assert.equal(ours.owner, theirs.owner);
         },
       ),
     );
@@ -224,6 +231,83 @@ describe('hand-written protobuf codec', () => {
     );
   });
 
+  it('ListSessions and RevokeSessions requests', () => {
+    fc.assert(
+      fc.property(
+        text,
+        fc.boolean(),
+        fc.array(unknownField, { maxLength: 3 }),
+        (owner, includeContent, unknown) => {
+          const tail = Buffer.concat(unknown);
+          const list = Buffer.concat([
+            tail,
+            field('ListSessions', { owner, include_content: includeContent }),
+          ]);
+          const theirs = pbDecode('ListSessions', list);
+          assert.deepEqual(decodeListSessions(list), {
+            owner: theirs.owner,
+            includeContent: theirs.include_content,
+          });
+          const revoke = Buffer.concat([field('RevokeSessions', { owner }), tail]);
+          assert.equal(decodeOwner(revoke), pbDecode('RevokeSessions', revoke).owner);
+        },
+      ),
+    );
+  });
+
+  it('ListSessions and RevokeSessions replies: protobufjs reads back what the codec encodes', () => {
+    const nonNegative = fc.oneof(fc.nat(), fc.maxSafeInteger().map(Math.abs));
+    const owned = fc.record(
+      {
+        handle: key,
+        createdAtMs: nonNegative,
+        expiresAtMs: nonNegative,
+        version: nonNegative,
+        ttlSeconds: nonNegative,
+        sizeBytes: nonNegative,
+        content: fc.record({
+          fleetListRequest: bytes,
+          fleetListResponse: bytes,
+          attributes: fc.array(fc.tuple(text, bytes), { maxLength: 3 }).map((a) => new Map(a)),
+        }),
+      },
+      {
+        requiredKeys: [
+          'handle',
+          'createdAtMs',
+          'expiresAtMs',
+          'version',
+          'ttlSeconds',
+          'sizeBytes',
+        ],
+      },
+    );
+    fc.assert(
+      fc.property(fc.array(owned, { maxLength: 5 }), nonNegative, (sessions, revoked) => {
+        const got = pbDecodeReply('ListSessions', encodeListSessionsResponse(sessions));
+        assert.equal(got.sessions.length, sessions.length);
+        sessions.forEach((session, i) => {
+          const listed = got.sessions[i];
+          assert.equal(listed.handle, session.handle);
+          assert.equal(listed.created_at_unix_ms, session.createdAtMs);
+          assert.equal(listed.expires_at_unix_ms, session.expiresAtMs);
+          assert.equal(listed.version, session.version);
+          assert.equal(listed.ttl_seconds, session.ttlSeconds);
+          assert.equal(listed.size_bytes, session.sizeBytes);
+          const content = session.content;
+          assert.deepEqual(listed.fleet_list_request, content?.fleetListRequest ?? Buffer.alloc(0));
+          assert.deepEqual(
+            listed.fleet_list_response,
+            content?.fleetListResponse ?? Buffer.alloc(0),
+          );
+          assert.deepEqual({ ...listed.attributes }, asRecord(content?.attributes ?? new Map()));
+        });
+        const revokedReply = pbDecodeReply('RevokeSessions', encodeRevokeSessionsResponse(revoked));
+        assert.equal(revokedReply.revoked, revoked);
+      }),
+    );
+  });
+
   it('responses: protobufjs reads back exactly what the codec encodes', () => {
     const nonNegative = fc.oneof(fc.nat(), fc.maxSafeInteger().map(Math.abs));
     fc.assert(
@@ -285,6 +369,8 @@ describe('hand-written protobuf codec', () => {
       decodeUpdateSession,
       decodeTouchSession,
       decodeSessionKey,
+      decodeListSessions,
+      decodeOwner,
     ];
     const valid = field('SetSession', {
       session_key: 'abc',

@@ -69,12 +69,16 @@ describe('the OpenAPI document', () => {
     assert.deepEqual(statuses('DeleteSession'), plus('409', '422'));
     assert.deepEqual(statuses('ConsumeSession'), plus('404', '409', '422'));
     assert.deepEqual(statuses('RotateSessionKey'), plus('404', '422'));
+    assert.deepEqual(statuses('ListSessions'), plus());
+    assert.deepEqual(statuses('RevokeSessions'), plus('422'));
     const headers = (id: string) =>
       (byId.get(id)?.parameters ?? [])
         .filter((parameter) => parameter.in === 'header')
         .map((parameter) => parameter.name);
     assert.deepEqual(headers('SetSession'), ['Idempotency-Key']);
     assert.deepEqual(headers('GetSession'), []);
+    assert.deepEqual(headers('RevokeSessions'), ['Idempotency-Key']);
+    assert.deepEqual(headers('ListSessions'), []);
   });
 
   it('marks what a reply always holds as required, and request bodies reject unknown fields', () => {
@@ -95,5 +99,34 @@ describe('the OpenAPI document', () => {
     assert.deepEqual(schemas.Error?.required, ['code', 'message']);
     assert.equal(schemas.UpdateSessionRequest?.additionalProperties, false);
     assert.ok('expectedVersion' in (schemas.UpdateSessionRequest?.properties ?? {}));
+    assert.ok('owner' in (schemas.SetSessionRequest?.properties ?? {}));
+    const listed = schemas.ListSessionsResponse?.properties as {
+      sessions: { items: { required: string[] } };
+    };
+    assert.deepEqual(listed.sessions.items.required, [
+      'handle',
+      'createdAtUnixMs',
+      'expiresAtUnixMs',
+      'version',
+      'ttlSeconds',
+      'sizeBytes',
+      'fleetListRequest',
+      'fleetListResponse',
+      'attributes',
+    ]);
+  });
+
+  it('keeps owner ids out of URLs: the owner routes take them in a POST body', () => {
+    const paths = openApiDocument.paths as Record<string, Record<string, Operation>>;
+    for (const [path, id] of [
+      ['/v1/owner-sessions:list', 'ListSessions'],
+      ['/v1/owner-sessions:revoke', 'RevokeSessions'],
+    ] as const) {
+      const operation = paths[path]?.post;
+      assert.equal(operation?.operationId, id, path);
+      assert.ok(operation.requestBody, `${id} has a body`);
+      const inUrl = (operation.parameters ?? []).filter((parameter) => parameter.in !== 'header');
+      assert.deepEqual(inUrl, [], `${id} takes nothing in its URL`);
+    }
   });
 });

@@ -4,7 +4,9 @@ import fc from 'fast-check';
 import type { SessionLimits } from '../../src/config.ts';
 import { ErrorCode, SessionError } from '../../src/errors.ts';
 import { SessionService } from '../../src/service.ts';
+import { sessionHandle } from '../../src/session-keys.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
+import { createTokenGenerator } from '../../src/token.ts';
 
 const limits: SessionLimits = {
   defaultTtlSeconds: 900,
@@ -24,6 +26,7 @@ const content = {
   fleetListRequest: Buffer.from('req'),
   fleetListResponse: Buffer.from('res'),
   attributes: new Map<string, Buffer>(),
+  owner: '',
 };
 
 async function fails(promise: Promise<unknown>, code: ErrorCode, field: string): Promise<void> {
@@ -176,5 +179,64 @@ describe('session service rules', () => {
       'session_key',
     );
     assert.equal(await service.delete({ sessionKey: 'absent' }), false);
+  });
+});
+
+describe('owners', () => {
+  const owned = new SessionService(store, limits, createTokenGenerator());
+  const setFor = (owner: string, sessionKey = '') =>
+    owned.set({ ...content, sessionKey, ttlSeconds: 0, owner });
+
+  it('a session with an owner gets a generated key carrying the owner tag, and is listed by its handle', async () => {
+    const { sessionKey } = await setFor('rider-1');
+    assert.match(sessionKey, /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{3}$/);
+    const listed = await owned.listOwned('rider-1', false);
+    assert.deepEqual(
+      listed.map((session) => session.handle),
+      [sessionHandle(sessionKey)],
+    );
+    assert.equal(listed[0]?.content, undefined);
+    assert.deepEqual(await owned.listOwned('rider-2', false), []);
+  });
+
+  it('a key this service generated for the owner may be set again; any other key with an owner is INVALID_ARGUMENT naming session_key', async () => {
+    const { sessionKey } = await setFor('rider-3');
+    assert.equal((await setFor('rider-3', sessionKey)).version, 2);
+    const { sessionKey: plain } = await owned.set({ ...content, sessionKey: '', ttlSeconds: 0 });
+    for (const key of ['caller-chosen', plain, (await setFor('rider-4')).sessionKey]) {
+      await fails(setFor('rider-3', key), ErrorCode.InvalidArgument, 'session_key');
+    }
+  });
+
+  it('an owner must be 1-256 characters with no control character; the message never holds it', async () => {
+    const bad = ['tab\there', 'nul\u0000', 'line\nbreak', '\u007f', 'x'.repeat(257), '\ud800'];
+    for (const owner of bad) {
+      for (const call of [setFor(owner), owned.listOwned(owner, true), owned.revokeOwned(owner)]) {
+        await assert.rejects(call, (error: unknown) => {
+          assert.ok(error instanceof SessionError);
+          assert.equal(error.code, ErrorCode.InvalidArgument);
+          assert.match(error.message, /^owner: must be 1-256 characters/);
+          assert.ok(!error.message.includes(owner), error.message);
+          return true;
+        });
+      }
+    }
+    await fails(owned.listOwned('', false), ErrorCode.InvalidArgument, 'owner');
+    await fails(owned.revokeOwned(''), ErrorCode.InvalidArgument, 'owner');
+    for (const owner of ['r', 'x'.repeat(256), 'Рикша 🚕 #42 ä']) {
+      await setFor(owner);
+      assert.equal((await owned.listOwned(owner, false)).length, 1, owner);
+    }
+  });
+
+  it('revoke deletes every session of the owner and no other', async () => {
+    const mine = [await setFor('rider-5'), await setFor('rider-5')];
+    const other = await setFor('rider-6');
+    assert.equal(await owned.revokeOwned('rider-5'), 2);
+    for (const { sessionKey } of mine) {
+      await fails(owned.get(sessionKey, false), ErrorCode.NotFound, 'session_key');
+    }
+    assert.equal((await owned.get(other.sessionKey, false)).version, 1);
+    assert.equal(await owned.revokeOwned('rider-5'), 0);
   });
 });

@@ -5,7 +5,7 @@ import { createClient, createTransport } from '../client.ts';
 import { rawCodec } from '../codec.ts';
 import { SessionError } from '../errors.ts';
 import { resolveOptions, type TlsOptions } from '../options.ts';
-import type { Session } from '../types.ts';
+import type { OwnedSession, Session } from '../types.ts';
 import type { WireMethod } from '../wire.ts';
 import { parseAttributes, parsePayload, renderPayload, UsageError } from './payload.ts';
 
@@ -29,6 +29,7 @@ const USAGE = `usage: sessionmanager <command> [options]
 commands:
   serve                                  start the server (the server package's command only)
   set     [--key K] [--request P] [--response P] [--attr name=P ...] [--ttl S]
+          [--owner ID]                   --owner: index the session under an owner (leave --key out)
   get     KEY [--touch]
   update  KEY [--request P] [--response P] [--attr name=P ...] [--remove name ...]
               [--expected-version N] [--ttl S]
@@ -36,6 +37,8 @@ commands:
   consume KEY [--expected-version N]
   delete  KEY [--expected-version N]
   rotate  KEY                            move the session to a new key (printed); the old key is gone
+  list-sessions   OWNER [--content]      the owner's live sessions, oldest first (an admin token)
+  revoke-sessions OWNER                  delete every session of the owner; prints how many (an admin token)
   health
 
 options:
@@ -49,7 +52,7 @@ environment:
   SESSIONMANAGER_TOKEN   bearer token sent with every call (when the server has AUTH_TOKENS)
 
 P (a payload) is text or JSON as given, @path for a file's bytes, or base64:DATA.
-A KEY that starts with "-" (generated keys may) goes after "--": get -- -Abc...
+A KEY or OWNER that starts with "-" (generated keys may) goes after "--": get -- -Abc...
 Output is JSON. Stored payloads print as JSON when they are JSON, as text when
 they are text, and as {"base64": "..."} otherwise.
 
@@ -67,6 +70,8 @@ const OPTIONS = {
   'expected-version': { type: 'string' },
   ttl: { type: 'string' },
   touch: { type: 'boolean' },
+  owner: { type: 'string' },
+  content: { type: 'boolean' },
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -92,6 +97,19 @@ function sessionOutput(session: Session<Buffer, Buffer, Buffer>) {
     expiresAtUnixMs: session.expiresAtUnixMs,
     version: session.version,
     createdAtUnixMs: session.createdAtUnixMs,
+  };
+}
+
+function ownedOutput(session: OwnedSession<Buffer, Buffer, Buffer>) {
+  const { fleetListRequest, fleetListResponse, attributes, ...metadata } = session;
+  if (attributes === undefined) return metadata;
+  return {
+    ...metadata,
+    fleetListRequest: renderPayload(fleetListRequest),
+    fleetListResponse: renderPayload(fleetListResponse),
+    attributes: Object.fromEntries(
+      Object.entries(attributes).map(([name, value]) => [name, renderPayload(value)]),
+    ),
   };
 }
 
@@ -173,7 +191,7 @@ async function runCommand(argv: string[]): Promise<number> {
     options: OPTIONS,
     allowPositionals: true,
   });
-  const [command, key, ...extra] = positionals;
+  const [command, argument, ...extra] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? ExitCode.ok : ExitCode.usage;
@@ -185,8 +203,12 @@ async function runCommand(argv: string[]): Promise<number> {
   }
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
   const needsKey = ['get', 'update', 'touch', 'consume', 'delete', 'rotate'].includes(command);
-  if (needsKey && key === undefined) throw new UsageError(`${command} needs a session KEY`);
-  if (!needsKey && key !== undefined) throw new UsageError(`${command} takes no KEY`);
+  const needsOwner = ['list-sessions', 'revoke-sessions'].includes(command);
+  if (needsKey && argument === undefined) throw new UsageError(`${command} needs a session KEY`);
+  if (needsOwner && argument === undefined) throw new UsageError(`${command} needs an OWNER`);
+  if (!needsKey && !needsOwner && argument !== undefined) {
+    throw new UsageError(`${command} takes no KEY`);
+  }
 
   const address = values.addr ?? process.env.SESSIONMANAGER_ADDR ?? '127.0.0.1:6027';
   const deadlineMs = integer('timeout', values.timeout) ?? 5000;
@@ -210,7 +232,7 @@ async function runCommand(argv: string[]): Promise<number> {
     ...(metadata && { metadata }),
     codec: { fleetListRequest: rawCodec, fleetListResponse: rawCodec, attributes: rawCodec },
   });
-  const sessionKey = key ?? '';
+  const sessionKey = argument ?? '';
   const expectedVersion = integer('expected-version', values['expected-version']);
   const expected = () => (expectedVersion === undefined ? {} : { expectedVersion });
   const payloads = {
@@ -226,6 +248,7 @@ async function runCommand(argv: string[]): Promise<number> {
             ...payloads,
             attributes: parseAttributes(values.attr ?? []),
             ...(ttlSeconds !== undefined && { ttlSeconds }),
+            ...(values.owner !== undefined && { owner: values.owner }),
           }),
         );
         return ExitCode.ok;
@@ -266,6 +289,14 @@ async function runCommand(argv: string[]): Promise<number> {
         return ExitCode.ok;
       case 'rotate':
         print(await sessions.rotateSessionKey({ sessionKey }));
+        return ExitCode.ok;
+      case 'list-sessions': {
+        const includeContent = values.content ?? false;
+        print((await sessions.listSessions(argument ?? '', { includeContent })).map(ownedOutput));
+        return ExitCode.ok;
+      }
+      case 'revoke-sessions':
+        print(await sessions.revokeSessions(argument ?? ''));
         return ExitCode.ok;
       default:
         throw new UsageError(`unknown command "${command}"`);

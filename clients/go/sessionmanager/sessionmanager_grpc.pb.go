@@ -53,6 +53,17 @@ type SessionManagerServiceClient interface {
 	// an idempotency key: without one, a retry after a lost reply finds the old
 	// key gone.
 	RotateSessionKey(ctx context.Context, in *RotateSessionKeyRequest, opts ...grpc.CallOption) (*RotateSessionKeyResponse, error)
+	// Lists the live sessions of an owner (see SessionData.owner), oldest
+	// first: a handle and the metadata of each, and their content only with
+	// include_content. Needs the "admin" permission. INVALID_ARGUMENT when the
+	// owner is empty or malformed; an owner with no sessions lists none.
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
+	// Deletes every session of an owner in one atomic step and returns how
+	// many were live: afterwards each of their keys is NOT_FOUND. Needs the
+	// "admin" permission. INVALID_ARGUMENT when the owner is empty or
+	// malformed. A repeat under the same idempotency key returns the first
+	// count and deletes nothing created since.
+	RevokeSessions(ctx context.Context, in *RevokeSessionsRequest, opts ...grpc.CallOption) (*RevokeSessionsResponse, error)
 }
 
 type sessionManagerServiceClient struct {
@@ -126,6 +137,24 @@ func (c *sessionManagerServiceClient) RotateSessionKey(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *sessionManagerServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
+	out := new(ListSessionsResponse)
+	err := c.cc.Invoke(ctx, "/sessionmanager.v1.SessionManagerService/ListSessions", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionManagerServiceClient) RevokeSessions(ctx context.Context, in *RevokeSessionsRequest, opts ...grpc.CallOption) (*RevokeSessionsResponse, error) {
+	out := new(RevokeSessionsResponse)
+	err := c.cc.Invoke(ctx, "/sessionmanager.v1.SessionManagerService/RevokeSessions", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SessionManagerServiceServer is the server API for SessionManagerService service.
 // All implementations must embed UnimplementedSessionManagerServiceServer
 // for forward compatibility
@@ -166,6 +195,17 @@ type SessionManagerServiceServer interface {
 	// an idempotency key: without one, a retry after a lost reply finds the old
 	// key gone.
 	RotateSessionKey(context.Context, *RotateSessionKeyRequest) (*RotateSessionKeyResponse, error)
+	// Lists the live sessions of an owner (see SessionData.owner), oldest
+	// first: a handle and the metadata of each, and their content only with
+	// include_content. Needs the "admin" permission. INVALID_ARGUMENT when the
+	// owner is empty or malformed; an owner with no sessions lists none.
+	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
+	// Deletes every session of an owner in one atomic step and returns how
+	// many were live: afterwards each of their keys is NOT_FOUND. Needs the
+	// "admin" permission. INVALID_ARGUMENT when the owner is empty or
+	// malformed. A repeat under the same idempotency key returns the first
+	// count and deletes nothing created since.
+	RevokeSessions(context.Context, *RevokeSessionsRequest) (*RevokeSessionsResponse, error)
 	mustEmbedUnimplementedSessionManagerServiceServer()
 }
 
@@ -193,6 +233,12 @@ func (UnimplementedSessionManagerServiceServer) DeleteSession(context.Context, *
 }
 func (UnimplementedSessionManagerServiceServer) RotateSessionKey(context.Context, *RotateSessionKeyRequest) (*RotateSessionKeyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RotateSessionKey not implemented")
+}
+func (UnimplementedSessionManagerServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListSessions not implemented")
+}
+func (UnimplementedSessionManagerServiceServer) RevokeSessions(context.Context, *RevokeSessionsRequest) (*RevokeSessionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RevokeSessions not implemented")
 }
 func (UnimplementedSessionManagerServiceServer) mustEmbedUnimplementedSessionManagerServiceServer() {}
 
@@ -333,6 +379,42 @@ func _SessionManagerService_RotateSessionKey_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SessionManagerService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionManagerServiceServer).ListSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/sessionmanager.v1.SessionManagerService/ListSessions",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionManagerServiceServer).ListSessions(ctx, req.(*ListSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionManagerService_RevokeSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionManagerServiceServer).RevokeSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/sessionmanager.v1.SessionManagerService/RevokeSessions",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionManagerServiceServer).RevokeSessions(ctx, req.(*RevokeSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _SessionManagerService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "sessionmanager.v1.SessionManagerService",
 	HandlerType: (*SessionManagerServiceServer)(nil),
@@ -364,6 +446,14 @@ var _SessionManagerService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateSessionKey",
 			Handler:    _SessionManagerService_RotateSessionKey_Handler,
+		},
+		{
+			MethodName: "ListSessions",
+			Handler:    _SessionManagerService_ListSessions_Handler,
+		},
+		{
+			MethodName: "RevokeSessions",
+			Handler:    _SessionManagerService_RevokeSessions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -32,8 +32,9 @@ import (
 //
 // Every call takes its deadline from ctx, or WithTimeout's when ctx has none,
 // and the deadline covers the retries. Calls that are safe to repeat are
-// retried on UNAVAILABLE: GetSession, TouchSession, DeleteSession,
-// SetSession with a SessionKey, and UpdateSession with an ExpectedVersion.
+// retried on UNAVAILABLE: GetSession, ListSessions, TouchSession,
+// DeleteSession, RevokeSessions, SetSession with a SessionKey, and
+// UpdateSession with an ExpectedVersion.
 // ConsumeSession, RotateSessionKey, SetSession without a key and
 // UpdateSession without an ExpectedVersion are sent once: after a lost reply
 // their first attempt may have taken effect.
@@ -140,6 +141,22 @@ func (c *Client) DeleteSession(ctx context.Context, in *sessionmanager.DeleteSes
 // when it is absent. Never retried: after a lost reply the old key is gone.
 func (c *Client) RotateSessionKey(ctx context.Context, in *sessionmanager.RotateSessionKeyRequest) (*sessionmanager.RotateSessionKeyResponse, error) {
 	return invoke(ctx, c, "RotateSessionKey", in, false, c.stub.RotateSessionKey)
+}
+
+// ListSessions returns the live sessions of in.Owner (see SessionData's
+// Owner), oldest first: a handle and the metadata of each, their payloads
+// and attributes only with in.IncludeContent. Needs a token with the admin
+// permission. Retried.
+func (c *Client) ListSessions(ctx context.Context, in *sessionmanager.ListSessionsRequest) (*sessionmanager.ListSessionsResponse, error) {
+	return invoke(ctx, c, "ListSessions", in, true, c.stub.ListSessions)
+}
+
+// RevokeSessions deletes every session of in.Owner in one step; Revoked
+// counts those that were live. Needs a token with the admin permission.
+// Retried, as DeleteSession is: a repeat after a lost reply deletes what is
+// there then, and may count fewer.
+func (c *Client) RevokeSessions(ctx context.Context, in *sessionmanager.RevokeSessionsRequest) (*sessionmanager.RevokeSessionsResponse, error) {
+	return invoke(ctx, c, "RevokeSessions", in, true, c.stub.RevokeSessions)
 }
 
 // Close releases the connections. Calls made afterwards fail with ErrClosed;

@@ -1,33 +1,65 @@
 import { hash } from 'node:crypto';
+import type { OwnerRef } from '../../session.ts';
+import { sessionHandle, tagOf } from '../../session-keys.ts';
 
 /**
- * Every Redis key and hash field the store uses, in one place.
- *
- * The Redis key of a session: one hash under
- * `<prefix>s:<sha256(session key), base64url>`. A Redis dump or MONITOR shows
- * no usable session key, and one key per session keeps every operation
+ * Every Redis key and hash field the store uses, in one place
+ * (docs/redis-layout.md). A Redis dump or MONITOR shows no usable session
+ * key and no owner id, and one key per session keeps every operation on it
  * within one Cluster slot.
  */
-export function redisKey(prefix: string, sessionKey: string): string {
+
+/**
+ * The Redis key of a session in the compact layout:
+ * `<prefix>S:<handle>`, or `<prefix>S:{<tag>}<handle>` for a key that
+ * carries an owner's tag (session-keys.ts), which puts it in its owner's
+ * slot. The handle, a 128-bit digest of the session key, is always the last
+ * 22 characters (the scripts rely on it).
+ */
+export function compactKey(prefix: string, sessionKey: string): string {
+  const tag = tagOf(sessionKey);
+  return `${prefix}S:${tag === undefined ? '' : `{${tag}}`}${sessionHandle(sessionKey)}`;
+}
+
+/** The Redis key of a session in the legacy layout: `<prefix>s:<sha256(session key), base64url>`. */
+export function legacyKey(prefix: string, sessionKey: string): string {
   return `${prefix}s:${hash('sha256', sessionKey, 'base64url')}`;
 }
 
+/** What the keys of an owner's sessions start with: the key is this plus the handle. */
+export const sessionStem = (prefix: string, tag: string) => `${prefix}S:{${tag}}`;
+
+/** What the index keys of owners with this tag start with: the key is this plus the owner digest. */
+export const ownerStem = (prefix: string, tag: string) => `${prefix}o:{${tag}}`;
+
+/** An owner's index: a sorted set of its sessions' handles, scored by creation time. */
+export const indexKey = (prefix: string, owner: OwnerRef) =>
+  ownerStem(prefix, owner.tag) + owner.digest;
+
 /**
  * The Redis key of an idempotency record (src/idempotency.ts) of a call on
- * the session under `sessionRedisKey`. Its hash tag is the session's whole
- * Redis key, which has no tag of its own, so both lie in one Cluster slot and
- * one script updates both. A prefix that carries a tag puts every key in its
- * slot anyway (config.ts refuses a prefix with a brace but no tag). Only
- * digests: neither the session key nor the idempotency key.
+ * the key `target` (a session's, or an owner index's). Its hash tag is what
+ * Cluster hashes of `target` (its own tag, or all of it), so both lie in one
+ * slot and one script updates both. A prefix that carries a tag puts every
+ * key in its slot anyway (config.ts refuses a prefix with a brace but no
+ * tag). Only digests: neither the session key nor the idempotency key.
  */
-export function recordKey(prefix: string, sessionRedisKey: string, claimId: string): string {
-  return `${prefix}i:{${sessionRedisKey}}:${claimId}`;
+export function recordKey(prefix: string, target: string, claimId: string): string {
+  return `${prefix}i:{${hashedPart(target)}}:${claimId}`;
+}
+
+/** The part of a key that Cluster hashes (cluster-spec "hash tags"). */
+function hashedPart(key: string): string {
+  const open = key.indexOf('{');
+  if (open < 0) return key;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
 }
 
 /** The hash holding the secret that keys derived from idempotency keys are made with. */
 export const secretKey = (prefix: string) => `${prefix}idempotency-secret`;
 
-/** The fixed fields of a session's hash: one that lacks any of them is torn. */
+/** The fixed fields of a session's hash in the legacy layout: one that lacks any of them is torn. */
 export const Field = {
   fleetListRequest: 'fleet_list_request',
   fleetListResponse: 'fleet_list_response',
@@ -42,6 +74,23 @@ export const Field = {
 export const ATTRIBUTE_PREFIX = 'attr:';
 
 export const attributeField = (name: string) => ATTRIBUTE_PREFIX + name;
+
+/**
+ * The compact layout's fields (lua/compact.lua): `m` the metadata, `o` the
+ * owner digest, `q<n>` and `r<n>` the pieces of the payloads, `.<name>` the
+ * attributes.
+ */
+export const Compact = {
+  meta: 'm',
+  owner: 'o',
+  request: 'q',
+  response: 'r',
+  attributePrefix: '.',
+  /** Payload pieces: Redis's default hash-max-listpack-value. */
+  piece: 64,
+  /** Redis's default hash-max-listpack-entries. */
+  listpackEntries: 512,
+} as const;
 
 /** CRC16-CCITT (XMODEM), the checksum Redis Cluster maps keys to slots with. */
 const CRC16_TABLE = (() => {
@@ -98,17 +147,17 @@ const SEARCH_LIMIT = 1_000_000;
  * the key and the number of candidates drawn.
  */
 export async function sameSlotKey(
-  prefix: string,
+  redisKey: (sessionKey: string) => string,
   sessionKey: string,
   nextKey: () => string,
 ): Promise<{ key: string; tries: number }> {
-  const slot = keySlot(redisKey(prefix, sessionKey));
+  const slot = keySlot(redisKey(sessionKey));
   let tries = 0;
   while (tries < SEARCH_LIMIT) {
     for (let i = 0; i < SEARCH_BATCH; i++) {
       const candidate = nextKey();
       tries++;
-      if (keySlot(redisKey(prefix, candidate)) === slot && candidate !== sessionKey)
+      if (keySlot(redisKey(candidate)) === slot && candidate !== sessionKey)
         return { key: candidate, tries };
     }
     await new Promise((resolve) => setImmediate(resolve));

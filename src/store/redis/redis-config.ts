@@ -10,8 +10,11 @@ export interface RedisConfig {
   readonly password: string | undefined;
   readonly tls: boolean;
   readonly keyPrefix: string;
-  /** The layout new sessions without an owner are written in (keys.ts); both are read. */
-  readonly layout: 'compact' | 'legacy';
+  /**
+   * The layout new sessions without an owner are written in (keys.ts); the
+   * other is read too, except with `compact-only`.
+   */
+  readonly layout: 'compact' | 'legacy' | 'compact-only';
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
 }

@@ -16,6 +16,8 @@ const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.
 const FENCE = read('fence');
 /** The expiry rule and the check for torn sessions (lua/session.lua). */
 const SESSION = read('session');
+/** The compact layout's fields, owner indexes and expiry rule (lua/compact.lua). */
+const COMPACT = read('compact');
 /** The idempotency record read before, and written with, a write (lua/idempotency.lua). */
 const IDEMPOTENCY = read('idempotency');
 
@@ -39,6 +41,7 @@ function script(name: string, idempotent: boolean, parts: readonly string[]): Sc
   return { name, source, sha1: createHash('sha1').update(source).digest('hex'), idempotent };
 }
 
+/** The legacy layout's scripts (put-1.lua ...), and the compact layout's (compact-put-2.lua ...). */
 export const Scripts = {
   put: loadIdempotent('put-1', [SESSION]),
   touch: loadIdempotent('touch-1', [SESSION]),
@@ -48,4 +51,13 @@ export const Scripts = {
   rotate: loadIdempotent('rotate-2', [SESSION]),
   repair: load('repair-1', [SESSION]),
   secret: load('secret-1'),
+  compactPut: loadIdempotent('compact-put-2', [COMPACT]),
+  compactTouch: loadIdempotent('compact-touch-1', [COMPACT]),
+  compactUpdate: loadIdempotent('compact-update-1', [COMPACT]),
+  compactConsume: loadIdempotent('compact-consume-1', [COMPACT]),
+  compactDelete: loadIdempotent('compact-delete-1', [COMPACT]),
+  compactRotate: loadIdempotent('compact-rotate-2', [COMPACT]),
+  compactRepair: load('compact-repair-1', [COMPACT]),
+  ownerList: load('owner-list-1', [COMPACT]),
+  ownerRevoke: loadIdempotent('owner-revoke-1', [COMPACT]),
 } as const;

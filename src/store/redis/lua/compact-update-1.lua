@@ -1,0 +1,108 @@
+--[[
+  Merges a change into an existing session of the compact layout in one
+  atomic step. Never creates a session, so an update cannot bring back a
+  deleted or expired one; a torn session is deleted and reported absent.
+
+  KEYS[1]   the session hash
+  ARGV[1]   now, Unix ms
+  ARGV[2]   absolute lifetime, ms
+  ARGV[3]   size limit, bytes
+  ARGV[4]   attribute count limit
+  ARGV[5]   expected version, or "" for none
+  ARGV[6]   new idle ttl, seconds; 0 keeps the session's ttl
+  ARGV[7]   "1" when ARGV[8] replaces fleet_list_request
+  ARGV[8]   fleet_list_request
+  ARGV[9]   "1" when ARGV[10] replaces fleet_list_response
+  ARGV[10]  fleet_list_response
+  ARGV[11]  number of attributes to set (n)
+  ARGV[12..11+2n]  attribute field, value ... (fields carry the "." prefix)
+  ARGV[12+2n..]    attribute fields to remove
+
+  Returns {0, HGETALL of the updated session}, or
+          {-1} absent or torn, {-2, stored version} version conflict,
+          {-3, size} too large, {-4, count} too many attributes.
+]]
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local created_at, stored_ttl, version, size, _, owner = live_session(key)
+if not created_at then
+  return {-1}
+end
+if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= version then
+  return {-2, version}
+end
+
+local request_size, request_pieces = payload_size(key, 'q')
+local response_size, response_pieces = payload_size(key, 'r')
+local count = redis.call('HLEN', key) - 1 - request_pieces - response_pieces
+if owner then
+  count = count - 1
+end
+local set_count = tonumber(ARGV[11])
+local first_remove = 12 + 2 * set_count
+
+if ARGV[7] == '1' then size = size - request_size + #ARGV[8] end
+if ARGV[9] == '1' then size = size - response_size + #ARGV[10] end
+for i = first_remove, #ARGV do
+  if redis.call('HEXISTS', key, ARGV[i]) == 1 then
+    size = size - redis.call('HSTRLEN', key, ARGV[i]) - (#ARGV[i] - 1)
+    count = count - 1
+  end
+end
+for i = 12, first_remove - 1, 2 do
+  if redis.call('HEXISTS', key, ARGV[i]) == 1 then
+    size = size - redis.call('HSTRLEN', key, ARGV[i]) + #ARGV[i + 1]
+  else
+    size = size + #ARGV[i] - 1 + #ARGV[i + 1]
+    count = count + 1
+  end
+end
+if size > tonumber(ARGV[3]) then
+  return {-3, size}
+end
+if count > tonumber(ARGV[4]) then
+  return {-4, count}
+end
+
+local ttl = tonumber(ARGV[6])
+if ttl == 0 then
+  ttl = stored_ttl
+end
+local expires_at = expiry(now, ttl, created_at, tonumber(ARGV[2]))
+local index = index_of(owner)
+if expires_at <= now then
+  redis.call('DEL', key)
+  reindex(index, key)
+  return {-1}
+end
+
+for i = first_remove, #ARGV do
+  redis.call('HDEL', key, ARGV[i])
+end
+-- New payloads go in pieces while the session's payloads show it is kept
+-- so (a payload whole and over 64 bytes says the hash is a hashtable, where
+-- pieces would cost more than they save), and the hash stays within a
+-- listpack's entries.
+local function kept_in_pieces(length, count)
+  return count > 1 or length <= PIECE
+end
+local new_pieces = math.ceil(#ARGV[8] / PIECE) + math.ceil(#ARGV[10] / PIECE)
+local pieces = kept_in_pieces(request_size, request_pieces)
+  and kept_in_pieces(response_size, response_pieces)
+  and redis.call('HLEN', key) + new_pieces <= LISTPACK_ENTRIES
+local fields = {'m', meta_string(created_at, expires_at, version + 1, ttl, size)}
+if ARGV[7] == '1' then
+  drop_payload(key, 'q', request_pieces)
+  payload_fields(fields, 'q', ARGV[8], pieces)
+end
+if ARGV[9] == '1' then
+  drop_payload(key, 'r', response_pieces)
+  payload_fields(fields, 'r', ARGV[10], pieces)
+end
+for i = 12, first_remove - 1 do
+  fields[#fields + 1] = ARGV[i]
+end
+hset_all(key, fields)
+redis.call('PEXPIRE', key, expires_at - now)
+reindex(index, key)
+return {0, redis.call('HGETALL', key)}

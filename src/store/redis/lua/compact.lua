@@ -1,0 +1,193 @@
+--[[
+  Prepended, after the fence (whose redis_now it uses), to the scripts of the
+  compact layout (src/store/redis/keys.ts, docs/redis-layout.md).
+
+  A session is one hash:
+    m        "created_at,expires_at,version,ttl,size" (ms, ms, n, s, bytes)
+    o        the owner's digest, when the session has an owner
+    q0 q1 .. the fleet-list request, in pieces (one piece, or pieces of 64
+             bytes so that the hash stays a listpack); absent when empty
+    r0 r1 .. the fleet-list response, likewise
+    .<name>  an attribute
+  A whole session has a valid m, and its pieces and attributes add up to its
+  size. Anything less is torn (session.lua says how that happens) and is
+  deleted by the first operation that meets it.
+
+  An owner's index is a sorted set under <prefix>o:{<tag>}<owner digest>:
+  its members are the handles of the owner's sessions (the last 22
+  characters of their Redis keys), scored by created_at. The session keys of
+  an owner carry the same {<tag>}, so the index and its sessions share one
+  Cluster slot and one script changes them together.
+]]
+
+-- Every compact script's first argument is the owner stem of its key
+-- ("<prefix>o:{<tag>}", "" for a key without a tag): an owner's index key is
+-- the stem and the owner's digest. It is removed from ARGV here.
+local owner_stem = table.remove(ARGV, 1)
+
+-- The expiry rule of src/session.ts expiryAfterActivity.
+local function expiry(now, ttl_seconds, created_at, lifetime_ms)
+  return math.min(now + ttl_seconds * 1000, created_at + lifetime_ms)
+end
+
+local PIECE = 64
+-- A listpack holds up to 512 entries under Redis's default hash-max-listpack-entries.
+local LISTPACK_ENTRIES = 512
+
+local function meta_string(created_at, expires_at, version, ttl, size)
+  return created_at .. ',' .. expires_at .. ',' .. version .. ',' .. ttl .. ',' .. size
+end
+
+-- created_at, expires_at, version, ttl, size of an m field, or nil.
+local function parse_meta(m)
+  if not m then
+    return nil
+  end
+  local c, e, v, t, s = string.match(m, '^(%d+),(%d+),(%d+),(%d+),(%d+)$')
+  if not c then
+    return nil
+  end
+  return tonumber(c), tonumber(e), tonumber(v), tonumber(t), tonumber(s)
+end
+
+-- A session's handle: the last 22 characters of its key.
+local function handle_of(key)
+  return string.sub(key, -22)
+end
+
+-- Reads the whole hash: its expires_at when it is a whole session (its
+-- content adds up to its size, and no payload piece is missing), else nil.
+local function whole_expiry(key)
+  local fields = redis.call('HGETALL', key)
+  local m, size = nil, 0
+  local pieces, last = {q = 0, r = 0}, {q = -1, r = -1}
+  for i = 1, #fields, 2 do
+    local name, first = fields[i], string.sub(fields[i], 1, 1)
+    if name == 'm' then
+      m = fields[i + 1]
+    elseif first == '.' then
+      size = size + #name - 1 + #fields[i + 1]
+    elseif first == 'q' or first == 'r' then
+      size = size + #fields[i + 1]
+      pieces[first] = pieces[first] + 1
+      last[first] = math.max(last[first], tonumber(string.sub(name, 2)) or math.huge)
+    end
+  end
+  local _, expires_at, _, _, stored_size = parse_meta(m)
+  if expires_at and stored_size == size
+    and pieces.q == last.q + 1 and pieces.r == last.r + 1 then
+    return expires_at
+  end
+  return nil
+end
+
+-- Drops the owner's index entries of sessions that are gone, and makes the
+-- index expire with its longest-lived session (or deletes it when none is
+-- left). Returns the live handles, oldest first.
+local function prune(index, session_stem)
+  local live, longest = {}, 0
+  for _, handle in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    local ttl = redis.call('PTTL', session_stem .. handle)
+    if ttl == -2 then
+      redis.call('ZREM', index, handle)
+    else
+      live[#live + 1] = handle
+      if ttl > longest then
+        longest = ttl
+      end
+    end
+  end
+  if #live == 0 then
+    redis.call('DEL', index)
+  elseif longest > 0 then
+    redis.call('PEXPIRE', index, longest)
+  end
+  return live
+end
+
+-- The index key of a session's owner: the owner stem ("<prefix>o:{<tag>}",
+-- from the session key's tag) and the digest in its o field.
+local function index_of(owner)
+  if owner and owner_stem ~= '' then
+    return owner_stem .. owner
+  end
+  return nil
+end
+
+-- After a session of the owner changed or went: the index is exact again.
+local function reindex(index, key)
+  if index then
+    prune(index, string.sub(key, 1, -23))
+  end
+end
+
+-- A session's created_at, ttl, version, size, expires_at and owner, or nil
+-- when it is absent or torn (a torn one is deleted, and leaves its owner's
+-- index at the next prune). A hash without a TTL cannot have been left whole
+-- by a write: it is read in full, deleted if torn, and given the TTL its
+-- expires_at says if whole.
+local function live_session(key)
+  local fields = redis.call('HMGET', key, 'm', 'o')
+  local created_at, expires_at, version, ttl, size = parse_meta(fields[1])
+  if not created_at then
+    if redis.call('EXISTS', key) == 1 then
+      redis.call('DEL', key)
+    end
+    return nil
+  end
+  if redis.call('PTTL', key) == -1 then
+    local whole = whole_expiry(key)
+    if not whole or whole <= redis_now then
+      redis.call('DEL', key)
+      return nil
+    end
+    redis.call('PEXPIRE', key, whole - redis_now)
+  end
+  return created_at, ttl, version, size, expires_at, fields[2]
+end
+
+-- Appends a payload's fields (name .. i, piece) to `fields`: in pieces of
+-- 64 bytes when `pieces`, else whole; nothing when empty.
+local function payload_fields(fields, name, payload, pieces)
+  if #payload == 0 then
+    return
+  end
+  if not pieces then
+    fields[#fields + 1] = name .. '0'
+    fields[#fields + 1] = payload
+    return
+  end
+  local n = 0
+  for i = 1, #payload, PIECE do
+    fields[#fields + 1] = name .. n
+    fields[#fields + 1] = string.sub(payload, i, i + PIECE - 1)
+    n = n + 1
+  end
+end
+
+-- A payload's length and number of pieces (pieces are never empty).
+local function payload_size(key, name)
+  local n, total = 0, 0
+  while true do
+    local length = redis.call('HSTRLEN', key, name .. n)
+    if length == 0 then
+      return total, n
+    end
+    total = total + length
+    n = n + 1
+  end
+end
+
+-- Deletes a payload's n pieces.
+local function drop_payload(key, name, n)
+  for i = 0, n - 1 do
+    redis.call('HDEL', key, name .. i)
+  end
+end
+
+-- HSET in slices: unpack is limited to a few thousand values.
+local function hset_all(key, fields)
+  for i = 1, #fields, 4000 do
+    redis.call('HSET', key, unpack(fields, i, math.min(i + 3999, #fields)))
+  end
+end

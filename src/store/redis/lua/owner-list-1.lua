@@ -1,0 +1,31 @@
+--[[
+  An owner's live sessions, oldest first, after dropping the index entries
+  of sessions that are gone (compact.lua's prune); sessions past their
+  expiry, or whose m field is torn, are deleted and dropped too.
+
+  KEYS[1]  the owner's index
+  ARGV[1]  the session stem of the owner's keys ("<prefix>S:{<tag>}")
+  ARGV[2]  "1" for each session's whole hash, "0" for its m field only
+  ARGV[3]  now, Unix ms
+
+  Returns {handle, m or HGETALL, handle, m or HGETALL, ...}.
+]]
+local index, stem, now = KEYS[1], ARGV[1], tonumber(ARGV[3])
+local listed, dropped = {}, false
+for _, handle in ipairs(prune(index, stem)) do
+  local key = stem .. handle
+  local m = redis.call('HGET', key, 'm')
+  local created_at, expires_at = parse_meta(m)
+  if not created_at or expires_at <= now then
+    redis.call('DEL', key)
+    redis.call('ZREM', index, handle)
+    dropped = true
+  else
+    listed[#listed + 1] = handle
+    listed[#listed + 1] = ARGV[2] == '1' and redis.call('HGETALL', key) or m
+  end
+end
+if dropped then
+  prune(index, stem)
+end
+return listed
