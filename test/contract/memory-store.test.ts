@@ -5,9 +5,10 @@ import { MemoryStore } from '../../src/store/memory-store.ts';
 import { draft, LIMITS, storeContract, uniqueKey } from '../support/store-contract.ts';
 
 const store = new MemoryStore(LIMITS, 64 * 1024 * 1024);
-after(() => store.close());
+const refusing = new MemoryStore({ ...LIMITS, atOwnerLimit: 'refuse' }, 64 * 1024 * 1024);
+after(() => Promise.all([store.close(), refusing.close()]));
 
-storeContract('memory store', () => ({ store, now: Date.now }));
+storeContract('memory store', () => ({ store, refusing, now: Date.now }));
 
 describe('memory store bound', () => {
   it('refuses a write past its memory bound instead of evicting acknowledged sessions', async () => {

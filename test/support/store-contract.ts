@@ -3,9 +3,11 @@ import { describe, it } from 'node:test';
 import { type CallScope, claimedScope, UNSCOPED } from '../../src/call-scope.ts';
 import { ErrorCode, SessionError } from '../../src/errors.ts';
 import { claimOf, derivedKeys, type IdempotencyClaim } from '../../src/idempotency.ts';
-import type { SessionChange, SessionDraft } from '../../src/session.ts';
+import type { OwnerRef, SessionChange, SessionDraft } from '../../src/session.ts';
+import { ownerRef, sessionHandle, tagOf, withTag } from '../../src/session-keys.ts';
 import type { SessionStore, StoreLimits } from '../../src/store/store.ts';
 import { createTokenGenerator } from '../../src/token.ts';
+import { ownersSharingATag } from './owners.ts';
 
 export const LIMITS: StoreLimits = {
   maxLifetimeMs: 60_000,
@@ -18,6 +20,11 @@ export const LIMITS: StoreLimits = {
 
 export interface StoreHarness {
   store: SessionStore;
+  /**
+   * A store on the same backend with LIMITS but `atOwnerLimit: 'refuse'`;
+   * the refusal cases are skipped, and say so, without one.
+   */
+  refusing?: SessionStore;
   /** Wall-clock now: Redis expires keys in real time, so the suite uses it too. */
   now(): number;
 }
@@ -601,6 +608,226 @@ export function storeContract(name: string, harness: () => StoreHarness): void {
       assert.equal(other.version, 3, "caller b's call is its own");
       await store.put(`${key}-2`, draft(), now(), claimed('same', key, 'request', 'caller-a'));
       assert.equal((await store.get(`${key}-2`, now(), false))?.version, 1);
+    });
+  });
+
+  describe(`${name}: owner index`, () => {
+    const generate = createTokenGenerator();
+    /** A new owner under the store's secret, and keys for its sessions. */
+    const newOwner = async (store: SessionStore): Promise<OwnerRef> =>
+      ownerRef(await store.idempotencySecret(), `rider-${uniqueKey()}`);
+    const keyOf = (owner: OwnerRef) => withTag(generate(), owner.tag);
+    const handles = async (store: SessionStore, owner: OwnerRef, nowMs: number) =>
+      (await store.listOwned(owner, nowMs, false)).map((listed) => listed.handle);
+    /** Puts `count` sessions of the owner, 10 ms of creation time apart; their keys. */
+    const putMany = async (store: SessionStore, owner: OwnerRef, count: number, t: number) => {
+      const keys: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const key = keyOf(owner);
+        await store.put(key, draft({ owner }), t + i * 10);
+        keys.push(key);
+      }
+      return keys;
+    };
+
+    it("lists an owner's live sessions oldest first, by handle, with metadata and content only on request", async () => {
+      const { store, now } = harness();
+      const [owner, twin] = ownersSharingATag(await store.idempotencySecret(), uniqueKey());
+      const t = now();
+      const attributes = new Map([['fare', Buffer.from([0, 255, 1])]]);
+      const first = keyOf(owner);
+      await store.put(first, draft({ owner, attributes, ttlSeconds: 30 }), t);
+      await store.put(keyOf(twin), draft({ owner: twin }), t + 5);
+      await store.put(keyOf(owner), draft(), t + 8); // tagged, but no owner
+      const second = keyOf(owner);
+      await store.put(
+        second,
+        draft({ owner, fleetListRequest: Buffer.from('2nd'), ttlSeconds: 20 }),
+        t + 10,
+      );
+      await store.update(second, change({ setAttributes: attributes }), t + 20);
+      const listed = await store.listOwned(owner, t + 30, false);
+      assert.deepEqual(listed, [
+        {
+          handle: sessionHandle(first),
+          ttlSeconds: 30,
+          createdAtMs: t,
+          expiresAtMs: t + 30_000,
+          version: 1,
+          sizeBytes: 14 + 6 + 4 + 3,
+        },
+        {
+          handle: sessionHandle(second),
+          ttlSeconds: 20,
+          createdAtMs: t + 10,
+          expiresAtMs: t + 20 + 20_000,
+          version: 2,
+          sizeBytes: 3 + 6 + 5 + 3 + 4 + 3,
+        },
+      ]);
+      for (const session of listed) {
+        assert.ok(!JSON.stringify(session).includes(first), 'a listing never shows a key');
+      }
+      const withContent = await store.listOwned(owner, t + 30, true);
+      assert.deepEqual(
+        withContent.map((session) => session.handle),
+        listed.map((session) => session.handle),
+      );
+      const [one, two] = withContent.map((session) => session.content);
+      assert.deepEqual(one?.fleetListRequest, Buffer.from('{"pickup":"A"}'));
+      assert.deepEqual(one?.attributes, attributes);
+      assert.deepEqual(two?.fleetListRequest, Buffer.from('2nd'));
+      assert.deepEqual(two?.fleetListResponse, Buffer.from([0, 1, 2, 255, 254, 0]));
+      assert.deepEqual(two?.attributes, new Map([...draft().attributes, ...attributes]));
+      assert.deepEqual(await store.listOwned(await newOwner(store), t, true), [], 'no sessions');
+    });
+
+    it('revokes every live session of the owner and counts them; others are untouched', async () => {
+      const { store, now } = harness();
+      const [owner, twin] = ownersSharingATag(await store.idempotencySecret(), uniqueKey());
+      const t = now();
+      const keys = await putMany(store, owner, 3, t);
+      const twins = await putMany(store, twin, 1, t);
+      const unowned = keyOf(owner);
+      await store.put(unowned, draft(), t);
+      assert.equal(await store.revokeOwned(owner, t + 50), 3);
+      for (const key of keys) assert.equal(await store.get(key, t + 50, false), null);
+      assert.deepEqual(await store.listOwned(owner, t + 50, true), []);
+      assert.deepEqual(await handles(store, twin, t + 50), twins.map(sessionHandle));
+      assert.ok(await store.get(unowned, t + 50, false), 'a session without an owner stays');
+      assert.equal(await store.revokeOwned(owner, t + 60), 0);
+      await putMany(store, owner, 1, t + 70);
+      assert.equal(await store.revokeOwned(owner, t + 80), 1, 'an owner can start again');
+    });
+
+    it('evict-oldest: a new session at the limit evicts the oldest; replacing one of them evicts none', async () => {
+      const { store, now } = harness();
+      assert.equal(LIMITS.atOwnerLimit, 'evict-oldest');
+      const owner = await newOwner(store);
+      const t = now();
+      const keys = await putMany(store, owner, LIMITS.maxPerOwner, t);
+      const replaced = await store.put(keys[1] as string, draft({ owner }), t + 100);
+      assert.equal(replaced.evicted, 0);
+      const newest = keyOf(owner);
+      const stored = await store.put(newest, draft({ owner }), t + 200);
+      assert.equal(stored.evicted, 1);
+      assert.equal(stored.version, 1);
+      assert.equal(await store.get(keys[0] as string, t + 200, false), null, 'the oldest is gone');
+      const listed = await handles(store, owner, t + 200);
+      assert.equal(listed.length, LIMITS.maxPerOwner);
+      assert.ok(listed.includes(sessionHandle(newest)));
+      assert.ok(!listed.includes(sessionHandle(keys[0] as string)));
+    });
+
+    it('refuse: a new session at the limit is TOO_LARGE on owner and changes nothing; replacing one is fine', async (t) => {
+      const { refusing: store, now } = harness();
+      if (!store) return t.skip('this harness has no store with atOwnerLimit=refuse');
+      const owner = await newOwner(store);
+      const at = now();
+      const keys = await putMany(store, owner, LIMITS.maxPerOwner, at);
+      const refused = keyOf(owner);
+      await assert.rejects(store.put(refused, draft({ owner }), at + 100), (error: unknown) => {
+        assert.ok(error instanceof SessionError);
+        assert.equal(error.code, ErrorCode.TooLarge);
+        assert.match(error.message, /^owner: /);
+        assert.ok(!error.message.includes(owner.digest), 'the message names no owner');
+        return true;
+      });
+      assert.equal(await store.get(refused, at + 100, false), null);
+      assert.deepEqual(await handles(store, owner, at + 100), keys.map(sessionHandle));
+      const replaced = await store.put(keys[0] as string, draft({ owner }), at + 200);
+      assert.equal(replaced.evicted, 0);
+      assert.equal(replaced.version, 2);
+      await store.delete(keys[1] as string, at + 300);
+      assert.equal((await store.put(refused, draft({ owner }), at + 300)).evicted, 0);
+    });
+
+    it("rotate keeps the session in its owner's listing, in its place, under the new handle", async () => {
+      const { store, now } = harness();
+      const owner = await newOwner(store);
+      const t = now();
+      const keys = await putMany(store, owner, 3, t);
+      const middle = keys[1] as string;
+      const rotated = await store.rotate(middle, () => keyOf(owner), t + 50);
+      assert.ok(rotated);
+      assert.equal(tagOf(rotated.sessionKey), owner.tag);
+      assert.deepEqual(await handles(store, owner, t + 50), [
+        sessionHandle(keys[0] as string),
+        sessionHandle(rotated.sessionKey),
+        sessionHandle(keys[2] as string),
+      ]);
+      assert.equal((await store.put(keyOf(owner), draft({ owner }), t + 60)).evicted, 0);
+      assert.equal(await store.revokeOwned(owner, t + 70), 4, 'the rotated session is revoked too');
+      assert.equal(await store.get(rotated.sessionKey, t + 70, false), null);
+    });
+
+    it('put replacing an owned session starts it anew: listed as of its new creation', async () => {
+      const { store, now } = harness();
+      const owner = await newOwner(store);
+      const t = now();
+      const keys = await putMany(store, owner, 3, t);
+      const [first, second, third] = keys as [string, string, string];
+      const replaced = await store.put(first, draft({ owner }), t + 100);
+      assert.equal(replaced.createdAtMs, t + 100);
+      const listed = await store.listOwned(owner, t + 100, false);
+      assert.deepEqual(
+        listed.map((session) => [session.handle, session.createdAtMs]),
+        [
+          [sessionHandle(second), t + 10],
+          [sessionHandle(third), t + 20],
+          [sessionHandle(first), t + 100],
+        ],
+      );
+    });
+
+    it("put without an owner takes an owned session out of its owner's index; with another owner, into that one's", async () => {
+      const { store, now } = harness();
+      const [owner, twin] = ownersSharingATag(await store.idempotencySecret(), uniqueKey());
+      const t = now();
+      const [key, kept] = (await putMany(store, owner, 2, t)) as [string, string];
+      await store.put(key, draft(), t + 50);
+      assert.deepEqual(await handles(store, owner, t + 50), [sessionHandle(kept)]);
+      assert.equal(await store.revokeOwned(owner, t + 60), 1);
+      assert.ok(await store.get(key, t + 60, false), 'no longer an owned session: not revoked');
+      await store.put(key, draft({ owner }), t + 70);
+      await store.put(key, draft({ owner: twin }), t + 80);
+      assert.deepEqual(await handles(store, owner, t + 80), []);
+      assert.deepEqual(await handles(store, twin, t + 80), [sessionHandle(key)]);
+    });
+
+    it("consume and delete take a session out of its owner's listing", async () => {
+      const { store, now } = harness();
+      const owner = await newOwner(store);
+      const t = now();
+      const [consumed, deleted, kept] = (await putMany(store, owner, 3, t)) as [
+        string,
+        string,
+        string,
+      ];
+      assert.ok(await store.consume(consumed, t + 50));
+      assert.deepEqual(await handles(store, owner, t + 50), [deleted, kept].map(sessionHandle));
+      assert.equal(await store.delete(deleted, t + 60), true);
+      assert.deepEqual(await handles(store, owner, t + 60), [sessionHandle(kept)]);
+      assert.equal(await store.revokeOwned(owner, t + 70), 1);
+    });
+
+    it('expired sessions are neither listed nor counted against the limit', async () => {
+      const { store, now } = harness();
+      const owner = await newOwner(store);
+      const t = now();
+      const kept = keyOf(owner);
+      await store.put(kept, draft({ owner }), t);
+      for (let i = 1; i < LIMITS.maxPerOwner; i++) {
+        await store.put(keyOf(owner), draft({ owner, ttlSeconds: 1 }), t + i);
+      }
+      await sleep(1100);
+      const later = now();
+      assert.deepEqual(await handles(store, owner, later), [sessionHandle(kept)]);
+      for (let i = 1; i < LIMITS.maxPerOwner; i++) {
+        assert.equal((await store.put(keyOf(owner), draft({ owner }), later + i)).evicted, 0);
+      }
+      assert.ok(await store.get(kept, later, false), 'the one that had not expired stays');
+      assert.equal(await store.revokeOwned(owner, later + 10), LIMITS.maxPerOwner);
     });
   });
 }
