@@ -139,10 +139,25 @@ export class MemoryStore implements SessionStore {
     });
   }
 
-  /** The keys of the owner's live sessions, oldest first (expired ones are removed on the way). */
+  /**
+   * The keys of the owner's live sessions, oldest first, by creation time and
+   * then handle, as Redis orders its index (expired ones are removed on the way).
+   */
   #liveKeys(owner: string, nowMs: number): string[] {
-    const keys = [...(this.#owners.get(owner) ?? [])];
-    return keys.filter((key) => this.#live(key, nowMs) !== null);
+    const live = [...(this.#owners.get(owner) ?? [])].flatMap((key) => {
+      const session = this.#live(key, nowMs);
+      return session ? [{ key, createdAtMs: session.createdAtMs, handle: sessionHandle(key) }] : [];
+    });
+    live.sort((a, b) =>
+      a.createdAtMs !== b.createdAtMs
+        ? a.createdAtMs - b.createdAtMs
+        : a.handle < b.handle
+          ? -1
+          : a.handle > b.handle
+            ? 1
+            : 0,
+    );
+    return live.map(({ key }) => key);
   }
 
   async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
