@@ -15,7 +15,8 @@
 
   An owner's index is a sorted set under <prefix>o:{<tag>}<owner digest>:
   its members are the handles of the owner's sessions (the last 22
-  characters of their Redis keys), scored by created_at. The session keys of
+  characters of their Redis keys), in the order they were created (scored by
+  created_at in µs, each after the last). The session keys of
   an owner carry the same {<tag>}, so the index and its sessions share one
   Cluster slot and one script changes them together.
 ]]
