@@ -1,21 +1,70 @@
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import { createClient } from '@redis/client';
+import { createLogger } from '../../src/logger.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
-import type { StoreLimits } from '../../src/store/store.ts';
+import { RedisStore } from '../../src/store/redis/redis-store.ts';
+import type { OwnerLimitPolicy, StoreLimits } from '../../src/store/store.ts';
+import { redisProbe } from '../support/owner-index.ts';
 import { assertOwnerIndexHolds } from '../support/owner-property.ts';
+import { waitFor } from '../support/ports.ts';
+import { startRedis, type TestRedis } from '../support/redis.ts';
+import { redisConfig } from '../support/redis-config.ts';
 import { LIMITS } from '../support/store-contract.ts';
 
-const limits = (atOwnerLimit: StoreLimits['atOwnerLimit']): StoreLimits => ({
+/** Two sessions per owner: the five keys two owners share keep them at their limit. */
+export const ownerLimits = (atOwnerLimit: OwnerLimitPolicy): StoreLimits => ({
   ...LIMITS,
   maxPerOwner: 2,
   atOwnerLimit,
 });
 
-describe('owner index against the model, on random operation sequences', () => {
-  for (const policy of ['evict-oldest', 'refuse'] as const) {
-    it(`memory store, ${policy}`, async () => {
-      const store = new MemoryStore(limits(policy), 64 * 1024 * 1024);
+const POLICIES = ['evict-oldest', 'refuse'] as const;
+
+describe('owner index against the model, on random operation sequences: memory store', () => {
+  for (const policy of POLICIES) {
+    it(policy, async () => {
+      const store = new MemoryStore(ownerLimits(policy), 64 * 1024 * 1024);
       try {
-        await assertOwnerIndexHolds(store, limits(policy), { numRuns: 300 });
+        await assertOwnerIndexHolds(store, ownerLimits(policy), { numRuns: 300 });
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
+
+describe('owner index against the model, on random operation sequences: redis store', () => {
+  const prefix = `owner-model-${process.pid}:`;
+  let redis: TestRedis;
+  let direct: ReturnType<typeof createClient>;
+
+  before(async () => {
+    redis = await startRedis();
+    direct = createClient({ socket: { host: '127.0.0.1', port: redis.port }, database: 5 });
+    await direct.connect();
+  });
+
+  after(async () => {
+    direct?.destroy();
+    await redis?.dispose();
+  });
+
+  for (const policy of POLICIES) {
+    it(policy, async () => {
+      const store = new RedisStore(
+        redisConfig(redis.port, prefix),
+        ownerLimits(policy),
+        createLogger('silent'),
+      );
+      try {
+        await waitFor('the store to answer', () =>
+          store.ping().then(
+            () => true,
+            () => false,
+          ),
+        );
+        const probe = redisProbe((_, args) => direct.sendCommand(args), prefix);
+        await assertOwnerIndexHolds(store, ownerLimits(policy), { numRuns: 150, probe });
       } finally {
         await store.close();
       }

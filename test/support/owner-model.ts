@@ -146,6 +146,21 @@ export class OwnerModel {
     });
   }
 
+  /** When the session under `key` expires (it may have already), if there is one. */
+  expiryOf(key: string): number | undefined {
+    return this.#sessions.get(key)?.expiresAtMs;
+  }
+
+  /** Drops the sessions whose expiry has come by `nowMs`; their keys. */
+  expire(nowMs: number): string[] {
+    return [...this.#sessions.keys()].filter((key) => this.#live(key, nowMs) === undefined);
+  }
+
+  /** The keys of the live sessions. */
+  liveKeys(nowMs: number): string[] {
+    return [...this.#sessions.keys()].filter((key) => this.#live(key, nowMs) !== undefined);
+  }
+
   #ownedKeys(owner: number, nowMs: number): string[] {
     return [...this.#sessions.keys()]
       .filter((key) => this.#live(key, nowMs)?.owner === owner)

@@ -137,11 +137,21 @@ export interface OwnerPropertyOptions {
   /** Replays a failure fast-check reported. */
   readonly seed?: number;
   readonly path?: string;
+  /** For a store that keeps expiry and the index itself (Redis). */
+  readonly probe?: StoreProbe;
+}
+
+/** What the test of a store that expires sessions on its own and keeps an index (Redis) plugs in. */
+export interface StoreProbe {
   /**
-   * Called after each listOwned, with the owner and the handles of its live
-   * sessions: a Redis store's test checks its index there.
+   * Ends a session whose expiry has come in synthetic time, as the store's
+   * own expiry would later in real time (Redis: its hash goes).
    */
-  readonly inspect?: (owner: OwnerRef, handles: readonly string[]) => Promise<void>;
+  expire(sessionKey: string): Promise<void>;
+  /** Right after listOwned of the owner: the store's index holds exactly these handles, oldest first. */
+  checkIndex(owner: OwnerRef, handles: readonly string[]): Promise<void>;
+  /** At the end of a sequence: of every key it used, the live ones hold a session and no other does. */
+  checkKeys(used: readonly string[], live: ReadonlySet<string>): Promise<void>;
 }
 
 let run = 0;
@@ -178,6 +188,7 @@ export async function assertOwnerIndexHolds(
             await sequence.list(operation.owner, operation.content);
         }
         for (const o of [0, 1, 2]) await sequence.list(o, true);
+        await sequence.checkKeys();
       },
     ),
     {
@@ -193,6 +204,8 @@ class Sequence {
   readonly #start = Math.ceil(Date.now() / STEP_MS) * STEP_MS;
   #now = this.#start;
   #label = '';
+  /** Every key the sequence used: the slots' first keys and every key a rotation chose. */
+  readonly #used: Set<string>;
 
   constructor(
     readonly store: SessionStore,
@@ -202,16 +215,19 @@ class Sequence {
     readonly keys: string[],
     readonly generate: () => string,
     readonly options: OwnerPropertyOptions,
-  ) {}
+  ) {
+    this.#used = new Set(keys);
+  }
 
   async step(step: number, op: Op): Promise<void> {
     this.#now += STEP_MS;
     if (op.kind === 'expire') {
-      const session = this.model.get(this.keys[op.slot] as string, false, this.#now);
-      if (session) this.#now = Math.max(this.#now, session.expiresAtMs);
+      this.#now = Math.max(this.#now, this.model.expiryOf(this.keys[op.slot] as string) ?? 0);
     }
     if (op.kind === 'wait') this.#now += op.seconds * STEP_MS;
     this.#label = `step ${step} at +${(this.#now - this.#start) / 1000} s: ${describe(op)}`;
+    // Before the model is asked anything at this time: asking drops what expired unseen.
+    for (const key of this.model.expire(this.#now)) await this.options.probe?.expire(key);
     const now = this.#now;
     const store = this.store;
     const model = this.model;
@@ -296,10 +312,19 @@ class Sequence {
       expected,
       `${this.#label}: listOwned(${OWNER_NAMES[owner]}) after this step`,
     );
-    await this.options.inspect?.(
-      ref,
-      expected.map((session) => session.handle),
-    );
+    const handles = expected.map((session) => session.handle);
+    await this.options.probe?.checkIndex(ref, handles).catch((error: unknown) => {
+      throw new Error(`${this.#label}: the index of ${OWNER_NAMES[owner]}`, { cause: error });
+    });
+  }
+
+  async checkKeys(): Promise<void> {
+    const live = new Set(this.model.liveKeys(this.#now));
+    await this.options.probe?.checkKeys([...this.#used], live).catch((error: unknown) => {
+      throw new Error(`${this.#label}: at the end, the sessions of every key used`, {
+        cause: error,
+      });
+    });
   }
 
   async #rotate(slot: number, now: number): Promise<void> {
@@ -316,6 +341,7 @@ class Sequence {
     assert.equal(tagOf(rotated.sessionKey), tag, `${this.#label}: the new key keeps the tag`);
     this.model.rotate(key, rotated.sessionKey, now);
     this.keys[slot] = rotated.sessionKey;
+    this.#used.add(rotated.sessionKey);
     const { version, createdAtMs, expiresAtMs } = before;
     this.#equal(
       {
