@@ -13,19 +13,23 @@
 //                      WORKERS > 1 needs several: node:cluster hands out connections
 //   BENCH_TARGETS      which of: redis, no-http, memory, grpc-js, go, store (all available but no-http)
 //   GO_REFERENCE       directory holding bin/sessionmanager and bin/loadgen (unset: no Go target)
+//   BENCH_BASELINE     another checkout of this service, built (npm ci && npm run build): adds
+//                      the target `ts-baseline`, run like `ts-redis`, and ratios against it
 //   BENCH_LONG=1       the long matrix: every op, c = 1,16,64,256, 3 rounds of 10 s
 //   BENCH_RESULTS      write the tables and the machine description to this Markdown file
 //
 // Targets: `ts-redis` (the service on Redis), `ts-memory` (on the in-memory
 // store: the transport's own cost), `ts-grpc-js` (GRPC_TRANSPORT=grpc-js on
-// Redis), `go` (the Go reference on the same Redis) and `store` (the Redis
+// Redis), `go` (the Go reference on the same Redis), `store` (the Redis
 // store's own command mix through the service's own Redis link, no gRPC: the
-// storage cost). Set/get/mixed go through the Go loadgen when it exists,
-// the same client for every server; update and consume (which it lacks) through
-// bench/loadgen.ts.
+// storage cost) and `ts-baseline` (another build of the service: before and
+// after a change, in one run). Set/get/mixed go through the Go loadgen when
+// it exists, the same client for every server; update and consume (which it
+// lacks) through bench/loadgen.ts.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../src/logger.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
@@ -50,6 +54,7 @@ const PAYLOAD = Number(env.BENCH_PAYLOAD ?? 1024);
 const WORKERS = list(env.BENCH_WORKERS, '1').map(Number);
 const CONNS = Number(env.BENCH_CONNS ?? 1);
 const TARGETS = list(env.BENCH_TARGETS, 'redis,memory,grpc-js,go,store');
+const BASELINE = env.BENCH_BASELINE ? resolve(env.BENCH_BASELINE, 'dist/main.js') : undefined;
 /** The Go reference serves Set, Get and Delete only: it has no row for update or consume. */
 const GO_OPS: readonly Op[] = ['set', 'get', 'mixed'];
 
@@ -286,9 +291,18 @@ function table(rows: Row[]): string {
     const key = `${row.op}|${row.concurrency}|${row.target}`;
     cells.set(key, [...(cells.get(key) ?? []), row]);
   }
+  // Ratios against the Go reference, and against the baseline build of the
+  // same WORKERS value when there is one.
+  const bases: Array<[string, (target: string) => string]> = [['go', () => 'go']];
+  if (BASELINE) bases.push(['baseline', (t) => `ts-baseline${/ w=\d+$/.exec(t)?.[0] ?? ''}`]);
+  const ratioHeads = bases.flatMap(([b]) => [
+    `vs ${b}: calls/s`,
+    `vs ${b}: p99`,
+    `vs ${b}: CPU/call`,
+  ]);
   const lines = [
-    '| op | c | target | calls/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/call | redis CPU µs/call | RSS MB | errors | vs go: calls/s | vs go: p99 | vs go: CPU/call | others % |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| op | c | target | calls/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/call | redis CPU µs/call | RSS MB | errors | ${ratioHeads.join(' | ')} | others % |`,
+    `|---|---:|---|${'---:|'.repeat(10 + ratioHeads.length)}`,
   ];
   const summary = (group: Row[]) => ({
     rps: median(group.map((r) => r.rps)),
@@ -305,14 +319,28 @@ function table(rows: Row[]): string {
   for (const [key, group] of cells) {
     const [op, c, target] = key.split('|');
     const s = summary(group);
-    const goRows = cells.get(`${op}|${c}|go`);
-    const go = goRows ? summary(goRows) : undefined;
     const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}×` : '–');
+    const ratios = bases.flatMap(([, nameOf]) => {
+      const baseRows = cells.get(`${op}|${c}|${nameOf(target ?? '')}`);
+      const base = baseRows ? summary(baseRows) : undefined;
+      return [ratio(s.rps, base?.rps), ratio(s.p99, base?.p99), ratio(s.cpu, base?.cpu)];
+    });
     lines.push(
-      `| ${op} | ${c} | ${target} | ${fixed(s.rps)} | ${fixed(s.p50, 2)} | ${fixed(s.p90, 2)} | ${fixed(s.p99, 2)} | ${fixed(s.max, 1)} | ${fixed(s.cpu)} | ${fixed(s.redis)} | ${fixed(s.rss)} | ${s.errors} | ${ratio(s.rps, go?.rps)} | ${ratio(s.p99, go?.p99)} | ${ratio(s.cpu, go?.cpu)} | ${fixed(s.others)} |`,
+      `| ${op} | ${c} | ${target} | ${fixed(s.rps)} | ${fixed(s.p50, 2)} | ${fixed(s.p90, 2)} | ${fixed(s.p99, 2)} | ${fixed(s.max, 1)} | ${fixed(s.cpu)} | ${fixed(s.redis)} | ${fixed(s.rss)} | ${s.errors} | ${ratios.join(' | ')} | ${fixed(s.others)} |`,
     );
   }
   return lines.join('\n');
+}
+
+/** The commit a build was made from, with `+` when its checkout has changes. */
+function commit(path: string): string {
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', dirname(path), ...args], { encoding: 'utf8' }).trim();
+  try {
+    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain') ? '+' : ''}`;
+  } catch {
+    return 'unknown';
+  }
 }
 
 function machine(): string {
@@ -320,11 +348,15 @@ function machine(): string {
   return [
     `- CPU: ${os.cpus()[0]?.model ?? 'unknown'} × ${os.availableParallelism()}; memory ${Math.round(os.totalmem() / 2 ** 30)} GiB; ${os.type()} ${os.release()}`,
     `- Node ${process.version}; ${redisVersion.split(' ').slice(0, 3).join(' ')}; Go reference: ${hasGo ? 'built (`GO_REFERENCE`)' : 'absent'}`,
+    ...(BASELINE ? [`- builds: ts-redis ${commit(MAIN)}, ts-baseline ${commit(BASELINE)}`] : []),
     `- ${ROUNDS} round(s) of ${WARMUP_S} s warm-up + ${DURATION_S} s measured per cell, targets alternating; payload ${PAYLOAD} B × 2 + 2 attributes of 16 B; ${CONNS === 1 ? 'one HTTP/2 connection' : `${CONNS} HTTP/2 connections`} (Go loadgen); load generator: ${hasGo ? 'Go loadgen for set/get/mixed, ' : ''}bench/loadgen.ts (worker threads, grpc-js) otherwise`,
   ].join('\n');
 }
 
 async function main(): Promise<void> {
+  if (BASELINE && !existsSync(BASELINE)) {
+    throw new Error(`BENCH_BASELINE: ${BASELINE} does not exist (npm ci && npm run build there)`);
+  }
   const redis = await startRedis(['--appendonly', 'no']);
   const redisPid = redis.pid;
   const flush = () => redis.cli('FLUSHALL');
@@ -339,19 +371,15 @@ async function main(): Promise<void> {
     targets.push(await startTarget(name, command, args, env));
   };
   for (const workers of WORKERS) {
-    if (!TARGETS.includes('redis')) break;
     // Only the Redis-backed service keeps its admin/HTTP port (the production
     // default); the `no-http` target measures what that port costs the gRPC path.
-    const env = serviceEnv(redis.port, {
-      HTTP_PORT: String(await freePort()),
-      WORKERS: String(workers),
-    });
-    await add(
-      WORKERS.length > 1 ? `ts-redis w=${workers}` : 'ts-redis',
-      process.execPath,
-      [MAIN],
-      env,
-    );
+    const env = async () =>
+      serviceEnv(redis.port, { HTTP_PORT: String(await freePort()), WORKERS: String(workers) });
+    const suffix = WORKERS.length > 1 ? ` w=${workers}` : '';
+    if (TARGETS.includes('redis')) {
+      await add(`ts-redis${suffix}`, process.execPath, [MAIN], await env());
+    }
+    if (BASELINE) await add(`ts-baseline${suffix}`, process.execPath, [BASELINE], await env());
   }
   if (TARGETS.includes('no-http')) {
     await add(
