@@ -13,28 +13,34 @@
 //                      WORKERS > 1 needs several: node:cluster hands out connections
 //   BENCH_TARGETS      which of: redis, no-http, memory, grpc-js, go, store (all available but no-http)
 //   GO_REFERENCE       directory holding bin/sessionmanager and bin/loadgen (unset: no Go target)
+//   BENCH_BASELINE     another checkout of this service, built (npm ci && npm run build): adds
+//                      the target `ts-baseline`, run like `ts-redis`, and ratios against it
 //   BENCH_LONG=1       the long matrix: every op, c = 1,16,64,256, 3 rounds of 10 s
 //   BENCH_RESULTS      write the tables and the machine description to this Markdown file
 //
 // Targets: `ts-redis` (the service on Redis), `ts-memory` (on the in-memory
 // store: the transport's own cost), `ts-grpc-js` (GRPC_TRANSPORT=grpc-js on
-// Redis), `go` (the Go reference on the same Redis) and `store` (the Redis
+// Redis), `go` (the Go reference on the same Redis), `store` (the Redis
 // store's own command mix through the service's own Redis link, no gRPC: the
-// storage cost). Set/get/mixed go through the Go loadgen when it exists,
-// the same client for every server; update and consume (which it lacks) through
-// bench/loadgen.ts.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+// storage cost) and `ts-baseline` (another build of the service: before and
+// after a change, in one run). Set/get/mixed go through the Go loadgen when
+// it exists, the same client for every server; update and consume (which it
+// lacks) through bench/loadgen.ts.
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../src/logger.ts';
 import { RedisStore } from '../src/store/redis/redis-store.ts';
 import { freePort, waitFor } from '../test/support/ports.ts';
+import { startRedis } from '../test/support/redis.ts';
+import { GO_SERVER, goLoadgen, goServerEnv, hasGo } from './go-reference.ts';
 import { type LoadResult, type Op, runLoad } from './loadgen.ts';
+import { cpuTicks, machineTicks, processTree, rssMb, TICKS_PER_S } from './proc-stat.ts';
+import { serviceEnv, startTarget, type Target } from './targets.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const env = process.env;
 const long = env.BENCH_LONG === '1';
 const list = (value: string | undefined, fallback: string) =>
@@ -47,112 +53,10 @@ const WARMUP_S = Number(env.BENCH_WARMUP ?? 2);
 const PAYLOAD = Number(env.BENCH_PAYLOAD ?? 1024);
 const WORKERS = list(env.BENCH_WORKERS, '1').map(Number);
 const CONNS = Number(env.BENCH_CONNS ?? 1);
-const GO_DIR = env.GO_REFERENCE ?? '';
-const GO_SERVER = join(GO_DIR, 'bin/sessionmanager');
-const GO_LOADGEN = join(GO_DIR, 'bin/loadgen');
-const hasGo = existsSync(GO_SERVER) && existsSync(GO_LOADGEN);
 const TARGETS = list(env.BENCH_TARGETS, 'redis,memory,grpc-js,go,store');
-const TICKS_PER_S = 100;
+const BASELINE = env.BENCH_BASELINE ? resolve(env.BENCH_BASELINE, 'dist/main.js') : undefined;
 /** The Go reference serves Set, Get and Delete only: it has no row for update or consume. */
 const GO_OPS: readonly Op[] = ['set', 'get', 'mixed'];
-
-const children: ChildProcess[] = [];
-process.once('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-function spawnOwned(command: string, args: string[], extraEnv: Record<string, string>) {
-  const child = spawn(command, args, {
-    env: { PATH: env.PATH ?? '', ...extraEnv },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.push(child);
-  return child;
-}
-
-function answersPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => {
-      socket.destroy();
-      resolve(data.toString().startsWith('+PONG'));
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** The process and, under node:cluster, its workers. */
-function processTree(pid: number): number[] {
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(' ')
-      .filter((p) => p !== '')
-      .map(Number);
-    return [pid, ...children];
-  } catch {
-    return [pid];
-  }
-}
-
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-function rssMb(pid: number): number {
-  const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match?.[1] ?? 0) / 1024;
-}
-
-/** Whole-machine busy ticks, to tell how much of the box the neighbours used. */
-function machineTicks(): number {
-  const [, ...values] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/);
-  const numbers = values.filter((v) => v !== '').map(Number);
-  const idle = (numbers[3] ?? 0) + (numbers[4] ?? 0);
-  return numbers.reduce((a, b) => a + b, 0) - idle;
-}
-
-interface Target {
-  readonly name: string;
-  readonly port: number;
-  readonly pid: number;
-  stop(): Promise<void>;
-}
-
-async function startTarget(
-  name: string,
-  command: string,
-  args: string[],
-  targetEnv: Record<string, string>,
-  port: number,
-): Promise<Target> {
-  const child = spawnOwned(command, args, targetEnv);
-  await waitFor(`${name} on port ${port}`, () => listening(port), 20_000);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    name,
-    port,
-    pid: child.pid ?? 0,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 interface Row extends LoadResult {
   target: string;
@@ -211,14 +115,8 @@ async function measured(
   };
 }
 
-interface GoLoadgenJson extends LoadResult {
-  errors_by_code: Record<string, number>;
-  cpu_pct: Record<string, number>;
-}
-
-function goLoadgen(target: Target, op: Op, concurrency: number, watch: string) {
-  const out = execFileSync(
-    GO_LOADGEN,
+function goLoad(target: Target, op: Op, concurrency: number, watch: string) {
+  return goLoadgen(
     [
       '-addr',
       `127.0.0.1:${target.port}`,
@@ -239,9 +137,8 @@ function goLoadgen(target: Target, op: Op, concurrency: number, watch: string) {
       '-watch',
       watch,
     ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: (DURATION_S + 60) * 1000 },
+    (DURATION_S + 60) * 1000,
   );
-  return JSON.parse(out) as GoLoadgenJson;
 }
 
 async function runOne(
@@ -256,7 +153,7 @@ async function runOne(
   const rss = () => pids.reduce((sum, pid) => sum + rssMb(pid), 0);
   if (hasGo && (op === 'set' || op === 'get' || op === 'mixed')) {
     const watch = [...pids.map((pid, i) => `s${i}=${pid}`), `redis=${redisPid}`].join(',');
-    const json = goLoadgen(target, op, concurrency, watch);
+    const json = goLoad(target, op, concurrency, watch);
     const cpu = json.cpu_pct;
     return {
       ...json,
@@ -397,9 +294,18 @@ function table(rows: Row[]): string {
     const key = `${row.op}|${row.concurrency}|${row.target}`;
     cells.set(key, [...(cells.get(key) ?? []), row]);
   }
+  // Ratios against the Go reference, and against the baseline build of the
+  // same WORKERS value when there is one.
+  const bases: Array<[string, (target: string) => string]> = [['go', () => 'go']];
+  if (BASELINE) bases.push(['baseline', (t) => `ts-baseline${/ w=\d+$/.exec(t)?.[0] ?? ''}`]);
+  const ratioHeads = bases.flatMap(([b]) => [
+    `vs ${b}: calls/s`,
+    `vs ${b}: p99`,
+    `vs ${b}: CPU/call`,
+  ]);
   const lines = [
-    '| op | c | target | calls/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/call | redis CPU µs/call | RSS MB | errors | vs go: calls/s | vs go: p99 | vs go: CPU/call | others % |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| op | c | target | calls/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/call | redis CPU µs/call | RSS MB | errors | ${ratioHeads.join(' | ')} | others % |`,
+    `|---|---:|---|${'---:|'.repeat(10 + ratioHeads.length)}`,
   ];
   const summary = (group: Row[]) => ({
     rps: median(group.map((r) => r.rps)),
@@ -416,14 +322,28 @@ function table(rows: Row[]): string {
   for (const [key, group] of cells) {
     const [op, c, target] = key.split('|');
     const s = summary(group);
-    const goRows = cells.get(`${op}|${c}|go`);
-    const go = goRows ? summary(goRows) : undefined;
     const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}×` : '–');
+    const ratios = bases.flatMap(([, nameOf]) => {
+      const baseRows = cells.get(`${op}|${c}|${nameOf(target ?? '')}`);
+      const base = baseRows ? summary(baseRows) : undefined;
+      return [ratio(s.rps, base?.rps), ratio(s.p99, base?.p99), ratio(s.cpu, base?.cpu)];
+    });
     lines.push(
-      `| ${op} | ${c} | ${target} | ${fixed(s.rps)} | ${fixed(s.p50, 2)} | ${fixed(s.p90, 2)} | ${fixed(s.p99, 2)} | ${fixed(s.max, 1)} | ${fixed(s.cpu)} | ${fixed(s.redis)} | ${fixed(s.rss)} | ${s.errors} | ${ratio(s.rps, go?.rps)} | ${ratio(s.p99, go?.p99)} | ${ratio(s.cpu, go?.cpu)} | ${fixed(s.others)} |`,
+      `| ${op} | ${c} | ${target} | ${fixed(s.rps)} | ${fixed(s.p50, 2)} | ${fixed(s.p90, 2)} | ${fixed(s.p99, 2)} | ${fixed(s.max, 1)} | ${fixed(s.cpu)} | ${fixed(s.redis)} | ${fixed(s.rss)} | ${s.errors} | ${ratios.join(' | ')} | ${fixed(s.others)} |`,
     );
   }
   return lines.join('\n');
+}
+
+/** The commit a build was made from, with `+` when its checkout has changes. */
+function commit(path: string): string {
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', dirname(path), ...args], { encoding: 'utf8' }).trim();
+  try {
+    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain') ? '+' : ''}`;
+  } catch {
+    return 'unknown';
+  }
 }
 
 function machine(): string {
@@ -431,74 +351,45 @@ function machine(): string {
   return [
     `- CPU: ${os.cpus()[0]?.model ?? 'unknown'} × ${os.availableParallelism()}; memory ${Math.round(os.totalmem() / 2 ** 30)} GiB; ${os.type()} ${os.release()}`,
     `- Node ${process.version}; ${redisVersion.split(' ').slice(0, 3).join(' ')}; Go reference: ${hasGo ? 'built (`GO_REFERENCE`)' : 'absent'}`,
+    ...(BASELINE ? [`- builds: ts-redis ${commit(MAIN)}, ts-baseline ${commit(BASELINE)}`] : []),
     `- ${ROUNDS} round(s) of ${WARMUP_S} s warm-up + ${DURATION_S} s measured per cell, targets alternating; payload ${PAYLOAD} B × 2 + 2 attributes of 16 B; ${CONNS === 1 ? 'one HTTP/2 connection' : `${CONNS} HTTP/2 connections`} (Go loadgen); load generator: ${hasGo ? 'Go loadgen for set/get/mixed, ' : ''}bench/loadgen.ts (worker threads, grpc-js) otherwise`,
   ].join('\n');
 }
 
 async function main(): Promise<void> {
-  const redisPort = await freePort();
-  const redis = spawnOwned(
-    'redis-server',
-    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {},
-  );
-  await waitFor('redis-server', () => answersPing(redisPort));
-  const redisPid = redis.pid ?? 0;
-  const flush = () => execFileSync('redis-cli', ['-p', String(redisPort), 'FLUSHALL']);
-  const main = join(ROOT, 'dist/main.js');
-  // Only the Redis-backed service keeps its admin/HTTP port (the production
-  // default); the `no-http` target measures what that port costs the gRPC path.
-  const serviceEnv = (extra: Record<string, string>) => ({
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    HTTP_PORT: '0',
-    ...extra,
-  });
-  const redisEnv = { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redisPort), REDIS_DATABASE: '5' };
+  if (BASELINE && !existsSync(BASELINE)) {
+    throw new Error(`BENCH_BASELINE: ${BASELINE} does not exist (npm ci && npm run build there)`);
+  }
+  const redis = await startRedis(['--appendonly', 'no']);
+  const redisPid = redis.pid;
+  const flush = () => redis.cli('FLUSHALL');
 
   const targets: Target[] = [];
-  for (const workers of WORKERS) {
-    if (!TARGETS.includes('redis')) break;
-    const port = await freePort();
-    const name = WORKERS.length > 1 ? `ts-redis w=${workers}` : 'ts-redis';
-    targets.push(
-      await startTarget(
-        name,
-        process.execPath,
-        [main],
-        serviceEnv({
-          ...redisEnv,
-          PORT: String(port),
-          HTTP_PORT: String(await freePort()),
-          WORKERS: String(workers),
-        }),
-        port,
-      ),
-    );
-  }
   const add = async (
     name: string,
     command: string,
     args: string[],
-    extra: Record<string, string>,
+    env: Record<string, string>,
   ) => {
-    const port = await freePort();
-    targets.push(
-      await startTarget(
-        name,
-        command,
-        args,
-        { ...extra, PORT: String(port), GRPC_PORT: String(port) },
-        port,
-      ),
-    );
+    targets.push(await startTarget(name, command, args, env));
   };
+  for (const workers of WORKERS) {
+    // Only the Redis-backed service keeps its admin/HTTP port (the production
+    // default); the `no-http` target measures what that port costs the gRPC path.
+    const env = async () =>
+      serviceEnv(redis.port, { HTTP_PORT: String(await freePort()), WORKERS: String(workers) });
+    const suffix = WORKERS.length > 1 ? ` w=${workers}` : '';
+    if (TARGETS.includes('redis')) {
+      await add(`ts-redis${suffix}`, process.execPath, [MAIN], await env());
+    }
+    if (BASELINE) await add(`ts-baseline${suffix}`, process.execPath, [BASELINE], await env());
+  }
   if (TARGETS.includes('no-http')) {
     await add(
       'ts-redis no-http',
       process.execPath,
-      [main],
-      serviceEnv({ ...redisEnv, WORKERS: '1' }),
+      [MAIN],
+      serviceEnv(redis.port, { WORKERS: '1' }),
     );
   }
   if (TARGETS.includes('memory')) {
@@ -509,26 +400,19 @@ async function main(): Promise<void> {
     await add(
       'ts-memory',
       process.execPath,
-      [main],
-      serviceEnv({ WORKERS: '1', MEMORY_MAX_BYTES: String(2 ** 31) }),
+      [MAIN],
+      serviceEnv(undefined, { WORKERS: '1', MEMORY_MAX_BYTES: String(2 ** 31) }),
     );
   }
   if (TARGETS.includes('grpc-js')) {
     await add(
       'ts-grpc-js',
       process.execPath,
-      [main],
-      serviceEnv({ ...redisEnv, GRPC_TRANSPORT: 'grpc-js', WORKERS: '1' }),
+      [MAIN],
+      serviceEnv(redis.port, { GRPC_TRANSPORT: 'grpc-js', WORKERS: '1' }),
     );
   }
-  if (TARGETS.includes('go') && hasGo) {
-    await add('go', GO_SERVER, [], {
-      GRPC_HOST: '127.0.0.1',
-      REDIS_HOST: '127.0.0.1',
-      REDIS_PORT: String(redisPort),
-      REDIS_DATABASE: '5',
-    });
-  }
+  if (TARGETS.includes('go') && hasGo) await add('go', GO_SERVER, [], goServerEnv(redis.port));
 
   const rows: Row[] = [];
   for (const op of OPS) {
@@ -547,7 +431,7 @@ async function main(): Promise<void> {
         }
         if (TARGETS.includes('store')) {
           flush();
-          const m = await storeOnly(redisPort, redisPid, op, concurrency);
+          const m = await storeOnly(redis.port, redisPid, op, concurrency);
           rows.push({
             target: 'store (no gRPC)',
             op,
@@ -564,7 +448,7 @@ async function main(): Promise<void> {
     }
   }
   for (const target of targets) await target.stop();
-  redis.kill('SIGKILL');
+  await redis.dispose();
 
   const report = `${machine()}\n\n${table(rows)}\n`;
   process.stdout.write(`${report}\n`);

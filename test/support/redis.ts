@@ -7,6 +7,8 @@ import { freePort, waitFor } from './ports.ts';
 
 export interface TestRedis {
   readonly port: number;
+  /** The process id of the running redis-server (0 before it starts). */
+  readonly pid: number;
   /** True until the process exits (stop, dispose, or killed). */
   readonly running: boolean;
   /** Runs one command through redis-cli and returns its raw output. */
@@ -75,6 +77,9 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
 
   return {
     port,
+    get pid() {
+      return child?.pid ?? 0;
+    },
     get running() {
       return child !== undefined && child.exitCode === null && child.signalCode === null;
     },
