@@ -12,9 +12,10 @@ export interface CallOptions {
   /**
    * The idempotency key of a write (set, update, touch, consume, delete,
    * rotate, revoke): every attempt carries it, and the server answers a
-   * repeat within its IDEMPOTENCY_TTL with the first outcome. Pass your own to repeat a
-   * step safely across restarts of your process (a booking request id); by
-   * default the client makes one per call. 1-255 visible ASCII characters.
+   * repeat within its IDEMPOTENCY_TTL with the first outcome. Pass your own
+   * to repeat a step safely across restarts of your process (a booking
+   * request id); by default the client makes one per call. 1-255 visible
+   * ASCII characters.
    */
   idempotencyKey?: string;
 }

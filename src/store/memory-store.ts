@@ -54,8 +54,10 @@ const RECORDED_ERRORS: ReadonlySet<string> = new Set([
  */
 export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, Entry>();
-  /** Owner digest → the keys of its sessions, in the order they were created. */
-  readonly #owners = new Map<string, Set<string>>();
+  /** Owner digest → the keys of its sessions, each with its place in creation order. */
+  readonly #owners = new Map<string, Map<string, number>>();
+  /** The place of the next session created with an owner. */
+  #ownerOrder = 0;
   /** By session key and claim id (`${key}\n${id}`), as Redis keeps them beside the session. */
   readonly #records = new Map<string, IdempotencyRecord>();
   readonly #secret = randomBytes(32);
@@ -141,8 +143,8 @@ export class MemoryStore implements SessionStore {
 
   /** The keys of the owner's live sessions, oldest first (expired ones are removed on the way). */
   #liveKeys(owner: string, nowMs: number): string[] {
-    const keys = [...(this.#owners.get(owner) ?? [])];
-    return keys.filter((key) => this.#live(key, nowMs) !== null);
+    const listed = [...(this.#owners.get(owner) ?? [])].sort(([, a], [, b]) => a - b);
+    return listed.map(([key]) => key).filter((key) => this.#live(key, nowMs) !== null);
   }
 
   async get(key: string, nowMs: number, touch: boolean): Promise<Session | null> {
@@ -248,7 +250,9 @@ export class MemoryStore implements SessionStore {
       let sessionKey = nextKey();
       while (sessionKey === key || this.#sessions.has(sessionKey)) sessionKey = nextKey();
       // Stored under the new key first: if that is refused (store full), nothing changed.
-      this.#store(sessionKey, session, this.#sessions.get(key)?.owner ?? null);
+      const owner = this.#sessions.get(key)?.owner;
+      const place = owner === undefined ? undefined : this.#owners.get(owner)?.get(key);
+      this.#store(sessionKey, session, owner ?? null, place);
       this.#remove(key);
       const { version, createdAtMs, expiresAtMs } = session;
       return { sessionKey, version, createdAtMs, expiresAtMs };
@@ -338,9 +342,11 @@ export class MemoryStore implements SessionStore {
 
   /**
    * Stores a session under `key`, with its owner: `owner` for a new or
-   * replaced one (null for none), or, when left out, the owner it has.
+   * replaced one (null for none), or, when left out, the owner it has. A new
+   * or replaced one is the owner's newest, unless given its `place` (a
+   * rotated one keeps its predecessor's).
    */
-  #store(key: string, session: Session, owner?: string | null): Session {
+  #store(key: string, session: Session, owner?: string | null, place?: number): Session {
     const bytes = contentSize(session) + Buffer.byteLength(key) + ENTRY_OVERHEAD_BYTES;
     const previous = this.#sessions.get(key);
     const previousBytes = previous?.bytes ?? 0;
@@ -354,7 +360,7 @@ export class MemoryStore implements SessionStore {
     const kept = owner === undefined ? previous?.owner : (owner ?? undefined);
     if (previous?.owner !== undefined && previous.owner !== kept)
       this.#unindex(previous.owner, key);
-    if (kept !== undefined) this.#index(kept, key);
+    if (owner != null) this.#index(owner, key, place ?? this.#ownerOrder++);
     this.#sessions.set(key, { session, bytes, owner: kept });
     return session;
   }
@@ -367,10 +373,10 @@ export class MemoryStore implements SessionStore {
     if (entry.owner !== undefined) this.#unindex(entry.owner, key);
   }
 
-  #index(owner: string, key: string): void {
+  #index(owner: string, key: string, place: number): void {
     const keys = this.#owners.get(owner);
-    if (keys) keys.add(key);
-    else this.#owners.set(owner, new Set([key]));
+    if (keys) keys.set(key, place);
+    else this.#owners.set(owner, new Map([[key, place]]));
   }
 
   #unindex(owner: string, key: string): void {

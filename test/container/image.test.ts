@@ -276,7 +276,7 @@ describe('the container image', () => {
     // service's user was never refused anything.
     const scan = (pattern: string) =>
       redis.cli('-n', '5', '--scan', '--pattern', `${KEY_PREFIX}${pattern}`).split('\n');
-    const keys = scan('s:*');
+    const keys = scan('S:*');
     assert.equal(keys.length, 1);
     assert.ok(!keys[0]?.includes(httpKey));
     assert.ok(Number(redis.cli('-n', '5', 'PTTL', keys[0] as string)) > 0);

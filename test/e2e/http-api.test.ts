@@ -226,7 +226,7 @@ for (const storeName of ['memory', 'redis'] as const) {
           operations++;
         }
       }
-      assert.equal(operations, 11);
+      assert.equal(operations, 13);
       const routes = Object.entries(openApiDocument.paths).flatMap(([p, item]) =>
         Object.keys(item).map((verb) => `${verb} ${p}`),
       );
@@ -238,6 +238,8 @@ for (const storeName of ['memory', 'redis'] as const) {
         'get /readyz',
         'get /v1/sessions/{key}',
         'patch /v1/sessions/{key}',
+        'post /v1/owner-sessions:list',
+        'post /v1/owner-sessions:revoke',
         'post /v1/sessions',
         'post /v1/sessions/{key}:consume',
         'post /v1/sessions/{key}:rotate',

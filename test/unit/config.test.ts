@@ -44,6 +44,7 @@ describe('config', () => {
         password: undefined,
         tls: false,
         keyPrefix: 'sessionmanager:',
+        layout: 'compact',
         commandTimeoutMs: 1000,
         connectTimeoutMs: 2000,
       },

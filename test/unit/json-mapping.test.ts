@@ -144,6 +144,24 @@ describe('proto3 JSON mapping: messages and flags', () => {
     }
   });
 
+  it('a repeated message is an array of objects, each read as that message', () => {
+    const listed = parseMessage(messages.ListSessionsResponse, {
+      sessions: [{ handle: 'h1', version: '2', attributes: { a: 'YQ' } }, {}],
+    });
+    assert.equal(listed.sessions.length, 2);
+    assert.equal(listed.sessions[0]?.handle, 'h1');
+    assert.equal(listed.sessions[0]?.version, 2);
+    assert.deepEqual(listed.sessions[0]?.attributes, new Map([['a', Buffer.from('a')]]));
+    assert.equal(listed.sessions[1]?.handle, '');
+    assert.deepEqual(parseMessage(messages.ListSessionsResponse, {}).sessions, []);
+    rejects(() => parseMessage(messages.ListSessionsResponse, { sessions: {} }), 'sessions');
+    rejects(
+      () => parseMessage(messages.ListSessionsResponse, { sessions: [{ handle: 1 }] }),
+      'handle',
+    );
+    rejects(() => parseMessage(messages.ListSessionsResponse, { sessions: [{ x: 1 }] }), 'body');
+  });
+
   it('query flags are "true" or "false", once; any other parameter is refused', () => {
     assert.deepEqual(parseFlags(['touch'], new URLSearchParams('touch=true')), { touch: true });
     assert.deepEqual(parseFlags(['touch'], new URLSearchParams('')), { touch: false });

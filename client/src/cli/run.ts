@@ -233,6 +233,7 @@ async function runCommand(argv: string[]): Promise<number> {
     codec: { fleetListRequest: rawCodec, fleetListResponse: rawCodec, attributes: rawCodec },
   });
   const sessionKey = argument ?? '';
+  const owner = argument ?? '';
   const expectedVersion = integer('expected-version', values['expected-version']);
   const expected = () => (expectedVersion === undefined ? {} : { expectedVersion });
   const payloads = {
@@ -292,11 +293,11 @@ async function runCommand(argv: string[]): Promise<number> {
         return ExitCode.ok;
       case 'list-sessions': {
         const includeContent = values.content ?? false;
-        print((await sessions.listSessions(argument ?? '', { includeContent })).map(ownedOutput));
+        print((await sessions.listSessions(owner, { includeContent })).map(ownedOutput));
         return ExitCode.ok;
       }
       case 'revoke-sessions':
-        print(await sessions.revokeSessions(argument ?? ''));
+        print(await sessions.revokeSessions(owner));
         return ExitCode.ok;
       default:
         throw new UsageError(`unknown command "${command}"`);

@@ -92,7 +92,14 @@ if old_index and old_index ~= index then
   reindex(old_index, key)
 end
 if index then
-  redis.call('ZADD', index, now, handle)
+  -- Scored by creation, in µs, and after every session already listed, so
+  -- that two made in the same millisecond keep the order they were made in.
+  local score = now * 1000
+  local newest = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  if newest[2] and tonumber(newest[2]) >= score then
+    score = tonumber(newest[2]) + 1
+  end
+  redis.call('ZADD', index, score, handle)
   if redis.call('PTTL', index) < expires_at - now then
     redis.call('PEXPIRE', index, expires_at - now)
   end

@@ -21,8 +21,10 @@ if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then
 end
 local index = index_of(owner)
 if index then
+  -- The new handle takes the old one's place in the order.
+  local score = redis.call('ZSCORE', index, handle_of(KEYS[1])) or created_at * 1000
   redis.call('ZREM', index, handle_of(KEYS[1]))
-  redis.call('ZADD', index, created_at, handle_of(KEYS[2]))
+  redis.call('ZADD', index, score, handle_of(KEYS[2]))
   reindex(index, KEYS[2])
 end
 return {version, expires_at, created_at}

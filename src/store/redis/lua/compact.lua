@@ -15,7 +15,8 @@
 
   An owner's index is a sorted set under <prefix>o:{<tag>}<owner digest>:
   its members are the handles of the owner's sessions (the last 22
-  characters of their Redis keys), scored by created_at. The session keys of
+  characters of their Redis keys), in the order they were created (scored by
+  created_at in µs, each after the last). The session keys of
   an owner carry the same {<tag>}, so the index and its sessions share one
   Cluster slot and one script changes them together.
 ]]
@@ -81,14 +82,23 @@ local function whole_expiry(key)
   return nil
 end
 
--- Drops the owner's index entries of sessions that are gone, and makes the
--- index expire with its longest-lived session (or deletes it when none is
--- left). Returns the live handles, oldest first.
+-- Whether the session under `key` belongs to the owner whose index is
+-- `index` (whose last 22 characters are the owner digest). A key whose
+-- session went may hold another since: another owner's, or one without.
+local function owned_by(key, index)
+  return redis.call('HGET', key, 'o') == string.sub(index, -22)
+end
+
+-- Drops the owner's index entries of sessions that are gone (or are no
+-- longer its own), and makes the index expire with its longest-lived
+-- session (or deletes it when none is left). Returns the live handles,
+-- oldest first.
 local function prune(index, session_stem)
   local live, longest = {}, 0
   for _, handle in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    local ttl = redis.call('PTTL', session_stem .. handle)
-    if ttl == -2 then
+    local key = session_stem .. handle
+    local ttl = redis.call('PTTL', key)
+    if ttl == -2 or not owned_by(key, index) then
       redis.call('ZREM', index, handle)
     else
       live[#live + 1] = handle

@@ -9,7 +9,7 @@
 ]]
 local index, stem, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local revoked = 0
-for _, handle in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+for _, handle in ipairs(prune(index, stem)) do
   local _, expires_at = parse_meta(redis.call('HGET', stem .. handle, 'm'))
   if expires_at and expires_at > now then
     revoked = revoked + 1
