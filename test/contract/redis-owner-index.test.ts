@@ -19,7 +19,8 @@ import { change, draft, LIMITS, uniqueKey } from '../support/store-contract.ts';
  * in its owner's index once a call touches that owner, and the index key
  * expires with the owner's last session, with no call at all. The index is
  * read straight from Redis (keys.ts: a sorted set `<prefix>o:{<tag>}<digest>`
- * of session handles).
+ * of session handles). Last, a session with an owner written over a session
+ * of the same key in the legacy layout.
  */
 
 const prefix = `owner-index-${process.pid}:`;
@@ -142,4 +143,42 @@ describe('redis owner index: the index key expires with the owner’s last sessi
       assert.equal(await direct.exists(index), 0, 'the index is gone with its sessions');
     });
   }
+});
+
+describe('redis owner index: a session with an owner and the legacy layout', () => {
+  it('replaces a session of its key in the legacy layout: the version goes on, and no old copy is left to read', async () => {
+    const legacy = new RedisStore(
+      { ...redisConfig(redis.port, prefix), layout: 'legacy' },
+      LIMITS,
+      createLogger('silent'),
+    );
+    try {
+      await waitFor('the legacy-layout store to answer', () =>
+        legacy.ping().then(
+          () => true,
+          () => false,
+        ),
+      );
+      const [owner] = await owners();
+      const key = keyOf(owner);
+      const t = Date.now();
+      await legacy.put(key, draft({ fleetListRequest: Buffer.from('old') }), t);
+      const owned = await store.put(
+        key,
+        draft({ owner, fleetListRequest: Buffer.from('new') }),
+        t + 1,
+      );
+      assert.equal(owned.version, 2, 'a replace continues the version');
+      const read = await legacy.get(key, t + 2, false);
+      assert.equal(
+        read?.fleetListRequest.toString(),
+        'new',
+        'the legacy-first store reads the new session',
+      );
+      assert.equal(await store.delete(key, t + 3), true);
+      assert.equal(await store.get(key, t + 4, false), null, 'deleted, nothing comes back');
+    } finally {
+      await legacy.close();
+    }
+  });
 });
