@@ -24,13 +24,15 @@ export const SERVICE_COMMANDS = [
   '+hexists',
   '+hlen',
   '+hstrlen',
-  '+zadd',
-  '+zrem',
-  '+zrange',
   '+del',
   '+pexpire',
   '+pttl',
   '+renamenx',
+  // the owner index (lua/compact.lua)
+  '+zadd',
+  '+zrem',
+  '+zrange',
+  '+zscore',
 ] as const;
 
 /**
