@@ -12,16 +12,23 @@ import { change, draft, LIMITS, storeContract, uniqueKey } from '../support/stor
 
 let redis: TestRedis;
 let store: RedisStore;
+/** The same Redis and prefix, refusing a new session at an owner's limit. */
+let refusing: RedisStore;
 const prefix = `test-${process.pid}:`;
 
 before(async () => {
   redis = await startRedis();
   store = new RedisStore(redisConfig(redis.port, prefix), LIMITS, createLogger('silent'));
-  await waitUntilReady(store);
+  refusing = new RedisStore(
+    redisConfig(redis.port, prefix),
+    { ...LIMITS, atOwnerLimit: 'refuse' },
+    createLogger('silent'),
+  );
+  await Promise.all([waitUntilReady(store), waitUntilReady(refusing)]);
 });
 
 after(async () => {
-  await store.close();
+  await Promise.all([store.close(), refusing.close()]);
   await redis.dispose();
 });
 
@@ -39,7 +46,7 @@ async function waitUntilReady(s: RedisStore): Promise<void> {
   throw new Error('redis store never became ready');
 }
 
-storeContract('redis store', () => ({ store, now: Date.now }));
+storeContract('redis store', () => ({ store, refusing, now: Date.now }));
 
 describe('redis store layout', () => {
   it('stores one hash per session under the prefix, named by a hash of the key', async () => {

@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
-import { compactKey, indexKey, legacyKey, sessionStem } from '../../src/store/redis/keys.ts';
+import { tagOf } from '../../src/session-keys.ts';
+import {
+  Compact,
+  compactKey,
+  indexKey,
+  legacyKey,
+  ownerStem,
+  sessionStem,
+} from '../../src/store/redis/keys.ts';
 import type { StoreProbe } from './owner-property.ts';
 
 /** One command, sent to the node that holds `key` (on Cluster, its slot's master). */
@@ -22,9 +30,19 @@ export function redisProbe(command: RedisCommand, prefix: string): StoreProbe {
   const expiresAt = async (key: string) => Number(await command(key, ['PEXPIRETIME', key]));
   return {
     async expire(sessionKey) {
-      // What Redis's own expiry does to a session: the hash is gone, and no script runs.
+      // What Redis's own expiry does, with no script running: the hash goes, and
+      // the owner's index with it when no other session it lists is left (an
+      // index expires with its longest-lived session).
       const key = compactKey(prefix, sessionKey);
+      const owner = await command(key, ['HGET', key, Compact.owner]);
       await command(key, ['DEL', key]);
+      const tag = tagOf(sessionKey);
+      if (typeof owner !== 'string' || tag === undefined) return;
+      const index = ownerStem(prefix, tag) + owner;
+      const stem = sessionStem(prefix, tag);
+      const listed = (await command(index, ['ZRANGE', index, '0', '-1'])) as string[];
+      const left = await Promise.all(listed.map((handle) => exists(stem + handle)));
+      if (!left.includes(true)) await command(index, ['DEL', index]);
     },
 
     async checkIndex(owner, handles) {

@@ -811,6 +811,35 @@ export function storeContract(name: string, harness: () => StoreHarness): void {
       assert.equal(await store.revokeOwned(owner, t + 70), 1);
     });
 
+    it("a key whose owned session expired, set again for another owner or none, is no longer the first owner's", async () => {
+      const { store, now } = harness();
+      const [owner, twin] = ownersSharingATag(await store.idempotencySecret(), uniqueKey());
+      const t = now();
+      const [toTwin, toNone, kept] = [keyOf(owner), keyOf(owner), keyOf(owner)] as const;
+      await store.put(toTwin, draft({ owner, ttlSeconds: 1 }), t);
+      await store.put(toNone, draft({ owner, ttlSeconds: 1 }), t + 1);
+      await store.put(kept, draft({ owner }), t + 2); // the owner keeps a session throughout
+      await sleep(1100);
+      const later = now();
+      await store.put(toTwin, draft({ owner: twin }), later);
+      await store.put(toNone, draft(), later + 1);
+      assert.deepEqual(await handles(store, owner, later + 2), [sessionHandle(kept)]);
+      assert.deepEqual(await handles(store, twin, later + 2), [sessionHandle(toTwin)]);
+      for (let i = 1; i < LIMITS.maxPerOwner; i++) {
+        const stored = await store.put(keyOf(owner), draft({ owner }), later + 10 + i);
+        assert.equal(stored.evicted, 0, `put ${i}: only the owner's live sessions count`);
+      }
+      assert.equal(await store.revokeOwned(owner, later + 20), LIMITS.maxPerOwner);
+      assert.ok(
+        await store.get(toTwin, later + 20, false),
+        "the twin's session is not the owner's",
+      );
+      assert.ok(
+        await store.get(toNone, later + 20, false),
+        'a session without an owner belongs to no one',
+      );
+    });
+
     it('expired sessions are neither listed nor counted against the limit', async () => {
       const { store, now } = harness();
       const owner = await newOwner(store);

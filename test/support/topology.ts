@@ -271,30 +271,39 @@ const answers = (store: RedisStore) =>
   );
 
 /** A store on `config`, once it answers. */
-export async function openStore(config: RedisConfig): Promise<RedisStore> {
-  const store = new RedisStore(config, LIMITS, createLogger('silent'));
+export async function openStore(config: RedisConfig, limits = LIMITS): Promise<RedisStore> {
+  const store = new RedisStore(config, limits, createLogger('silent'));
   await waitFor(`the ${config.topology.kind} store to answer`, () => answers(store));
   return store;
 }
 
 /**
- * The two stores every topology suite runs on: one as the default user, one
- * as the service's least-privilege ACL user, created on every data node (ACLs
- * are per node and not replicated: a replica needs the user after a failover).
+ * The stores every topology suite runs on: one as the default user, one as
+ * the service's least-privilege ACL user, created on every data node (ACLs
+ * are per node and not replicated: a replica needs the user after a
+ * failover), and one as the default user that refuses a new session at an
+ * owner's limit (the contract's refusal cases).
  */
 export async function openTopologyStores(
   topology: TestCluster | TestSentinelGroup,
   keyPrefix: string,
-): Promise<{ store: RedisStore; aclStore: RedisStore; close(): Promise<void> }> {
+): Promise<{
+  store: RedisStore;
+  aclStore: RedisStore;
+  refusing: RedisStore;
+  close(): Promise<void>;
+}> {
   const config = topologyConfig(topology, keyPrefix);
   const store = await openStore(config);
+  const refusing = await openStore(config, { ...LIMITS, atOwnerLimit: 'refuse' });
   for (const node of topology.nodes) createAclUser(node.cli, keyPrefix, 'seeds' in topology);
   const aclStore = await openStore({ ...config, username: ACL_USER, password: ACL_PASSWORD });
   return {
     store,
     aclStore,
+    refusing,
     close: async () => {
-      await Promise.all([store.close(), aclStore.close()]);
+      await Promise.all([store.close(), aclStore.close(), refusing.close()]);
     },
   };
 }

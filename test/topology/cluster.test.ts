@@ -13,6 +13,7 @@ import { createTokenGenerator } from '../../src/token.ts';
 import { aclDenials } from '../support/acl.ts';
 import { assertFailedOverCleanly, exerciseEveryRpc, measureFailover } from '../support/failover.ts';
 import { type RawClient, rawClient } from '../support/grpc.ts';
+import { ownerIndexOnTopology } from '../support/owner-topology.ts';
 import { waitFor } from '../support/ports.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 import { draft, storeContract, uniqueKey } from '../support/store-contract.ts';
@@ -29,12 +30,14 @@ let cluster: TestCluster;
 let store: RedisStore;
 /** The same cluster as the least-privilege ACL user (docs/security.md, Redis least privilege). */
 let aclStore: RedisStore;
+/** The default user's store with atOwnerLimit=refuse. */
+let refusing: RedisStore;
 let closeStores: (() => Promise<void>) | undefined;
 const prefix = `cluster-${process.pid}:`;
 
 before(async () => {
   cluster = await startCluster(3, 1);
-  ({ store, aclStore, close: closeStores } = await openTopologyStores(cluster, prefix));
+  ({ store, aclStore, refusing, close: closeStores } = await openTopologyStores(cluster, prefix));
 });
 
 after(async () => {
@@ -42,7 +45,7 @@ after(async () => {
   await cluster?.dispose();
 });
 
-storeContract('redis cluster store', () => ({ store, now: Date.now }));
+storeContract('redis cluster store', () => ({ store, refusing, now: Date.now }));
 storeContract('redis cluster store as the least-privilege ACL user', () => ({
   store: aclStore,
   now: Date.now,
@@ -196,6 +199,8 @@ describe('redis cluster: layout and scripts', () => {
     await assertAgreesWithModel(store, 60);
   });
 });
+
+ownerIndexOnTopology('redis cluster', () => ({ topology: cluster, prefix }), 60);
 
 describe('redis cluster: gRPC server and master failover', () => {
   let server: TestServer;

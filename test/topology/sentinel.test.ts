@@ -7,6 +7,7 @@ import type { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { ACL_PASSWORD, ACL_USER, aclDenials, sentinelAclRules } from '../support/acl.ts';
 import { assertFailedOverCleanly, exerciseEveryRpc, measureFailover } from '../support/failover.ts';
 import { type RawClient, rawClient } from '../support/grpc.ts';
+import { ownerIndexOnTopology } from '../support/owner-topology.ts';
 import { waitFor } from '../support/ports.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 import { draft, storeContract, uniqueKey } from '../support/store-contract.ts';
@@ -21,20 +22,23 @@ import {
 
 /**
  * Everything on one real Sentinel group (1 master, 1 replica, 3 sentinels),
- * started once for the file: the store contract, the model test, the gRPC
- * server, and last (it changes the topology) a failover under load.
+ * started once for the file: the store contract, the model test, the owner
+ * index's model and race tests, the gRPC server, and last (it changes the
+ * topology) a failover under load.
  */
 
 let group: TestSentinelGroup;
 let store: RedisStore;
 /** The same group as the least-privilege ACL user, defined on both data nodes. */
 let aclStore: RedisStore;
+/** The default user's store with atOwnerLimit=refuse. */
+let refusing: RedisStore;
 let closeStores: (() => Promise<void>) | undefined;
 const prefix = `sentinel-${process.pid}:`;
 
 before(async () => {
   group = await startSentinelGroup();
-  ({ store, aclStore, close: closeStores } = await openTopologyStores(group, prefix));
+  ({ store, aclStore, refusing, close: closeStores } = await openTopologyStores(group, prefix));
 });
 
 after(async () => {
@@ -42,7 +46,7 @@ after(async () => {
   await group?.dispose();
 });
 
-storeContract('redis sentinel store', () => ({ store, now: Date.now }));
+storeContract('redis sentinel store', () => ({ store, refusing, now: Date.now }));
 
 storeContract('redis sentinel store as the least-privilege ACL user', () => ({
   store: aclStore,
@@ -120,6 +124,8 @@ describe('redis sentinel: layout and replication', () => {
     await assertAgreesWithModel(store, 60);
   });
 });
+
+ownerIndexOnTopology('redis sentinel', () => ({ topology: group, prefix }), 60);
 
 describe('redis sentinel: gRPC server and failover', () => {
   let server: TestServer;
