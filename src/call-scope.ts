@@ -33,6 +33,19 @@ export function claimedScope(scope: CallScope, idempotency: IdempotencyClaim): C
   };
 }
 
+/** The call's deadline and cancellation, read live, without its claim: for a step that records nothing. */
+export function unclaimedScope(scope: CallScope | undefined): CallScope {
+  if (scope === undefined) return UNSCOPED;
+  return {
+    get deadlineMs() {
+      return scope.deadlineMs;
+    },
+    get cancelled() {
+      return scope.cancelled;
+    },
+  };
+}
+
 /** For work that serves no caller with a deadline (tests, the CLI's direct store use). */
 export const UNSCOPED: CallScope = Object.freeze({
   deadlineMs: Number.POSITIVE_INFINITY,

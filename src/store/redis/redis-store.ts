@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { CallScope } from '../../call-scope.ts';
+import { type CallScope, unclaimedScope } from '../../call-scope.ts';
 import { ErrorCode, SessionError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type {
@@ -61,12 +61,12 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * A session with an owner goes in the compact layout. Another goes in the
-   * first layout, unless its key was not just generated and may hold a
-   * session in the other: with `compact` on one node, the compact put
-   * retires that copy in the same step; otherwise (Cluster, where the two
-   * keys lie in different slots, or `legacy`) a copy found there is replaced
-   * in place.
+   * A session with an owner goes in the compact layout, another in the first
+   * layout. Unless its key was just generated, the key may hold a session in
+   * the other layout: into the compact layout on one node, the put retires
+   * that copy in the same step; otherwise (Cluster, where the two keys lie in
+   * different slots, or `legacy`) a copy found there is replaced in place,
+   * or, for a session with an owner, deleted once the compact one is stored.
    */
   async put(
     sessionKey: string,
@@ -74,19 +74,22 @@ export class RedisStore implements SessionStore {
     nowMs: number,
     scope?: CallScope,
   ): Promise<PutResult> {
-    if (draft.owner) return this.#compactLayout.put(sessionKey, draft, nowMs, scope);
-    const [first, ...others] = this.#layouts as [ScriptedLayout, ...ScriptedLayout[]];
-    if (draft.newKey || others.length === 0) return first.put(sessionKey, draft, nowMs, scope);
-    if (first === this.#compactLayout && !this.#cluster) {
+    const target = draft.owner ? this.#compactLayout : (this.#layouts[0] as ScriptedLayout);
+    const others = this.#layouts.filter((layout) => layout !== target);
+    if (draft.newKey || others.length === 0) return target.put(sessionKey, draft, nowMs, scope);
+    if (target === this.#compactLayout && !this.#cluster) {
       const legacy = this.#legacy.key(sessionKey);
       return this.#compact.put(sessionKey, draft, nowMs, scope, legacy);
     }
     for (const layout of others) {
       const key = layout.key(sessionKey);
-      if ((await this.#redis.send(['EXISTS', key], key, scope)) === 1)
-        return layout.put(sessionKey, draft, nowMs, scope);
+      if ((await this.#redis.send(['EXISTS', key], key, scope)) !== 1) continue;
+      if (!draft.owner) return layout.put(sessionKey, draft, nowMs, scope);
+      const stored = await target.put(sessionKey, draft, nowMs, scope);
+      await layout.delete(sessionKey, nowMs, undefined, unclaimedScope(scope));
+      return stored;
     }
-    return first.put(sessionKey, draft, nowMs, scope);
+    return target.put(sessionKey, draft, nowMs, scope);
   }
 
   get(sessionKey: string, nowMs: number, touch: boolean, scope?: CallScope) {

@@ -100,8 +100,8 @@ if index then
     score = tonumber(newest[2]) + 1
   end
   redis.call('ZADD', index, score, handle)
-  if redis.call('PTTL', index) < expires_at - now then
-    redis.call('PEXPIRE', index, expires_at - now)
-  end
+  -- Its TTL now follows its longest-lived session, which may be shorter
+  -- than before if this session replaced or evicted that one.
+  reindex(index, key)
 end
 return {version, expires_at, evicted}
