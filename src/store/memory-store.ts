@@ -12,7 +12,13 @@ import { idempotencyKeyReused } from '../idempotency.ts';
 import type { OwnedSession, OwnerRef, Session, SessionChange, SessionDraft } from '../session.ts';
 import { contentSize, expiryAfterActivity } from '../session.ts';
 import { sessionHandle } from '../session-keys.ts';
-import type { PutResult, SessionStore, StoreLimits } from './store.ts';
+import {
+  LISTED_CONTENT_MAX_BYTES,
+  listingTooLarge,
+  type PutResult,
+  type SessionStore,
+  type StoreLimits,
+} from './store.ts';
 
 /**
  * Bookkeeping cost of one session beyond its content, for the memory bound:
@@ -118,8 +124,12 @@ export class MemoryStore implements SessionStore {
     nowMs: number,
     includeContent: boolean,
   ): Promise<OwnedSession[]> {
-    return this.#liveKeys(owner.digest, nowMs).map((key) => {
-      const session = (this.#sessions.get(key) as Entry).session;
+    const sessions = this.#liveKeys(owner.digest, nowMs).map(
+      (key) => [key, (this.#sessions.get(key) as Entry).session] as const,
+    );
+    const content = sessions.reduce((total, [, session]) => total + contentSize(session), 0);
+    if (includeContent && content > LISTED_CONTENT_MAX_BYTES) throw listingTooLarge(content);
+    return sessions.map(([key, session]) => {
       const { ttlSeconds, createdAtMs, expiresAtMs, version } = session;
       const listed = {
         handle: sessionHandle(key),

@@ -1,4 +1,5 @@
 import type { CallScope } from '../call-scope.ts';
+import { tooLarge } from '../errors.ts';
 import type { OwnedSession, OwnerRef, Session, SessionChange, SessionDraft } from '../session.ts';
 
 /** What a write reports back to the caller of SetSession. */
@@ -7,6 +8,19 @@ export interface StoredVersion {
   readonly createdAtMs: number;
   readonly expiresAtMs: number;
 }
+
+/**
+ * The most content (payloads and attributes) one ListSessions with content
+ * may return: gRPC clients refuse replies past 4 MiB by default, and one
+ * owner's sessions may hold SESSION_MAX_PER_OWNER × SESSION_MAX_BYTES.
+ */
+export const LISTED_CONTENT_MAX_BYTES = 4 * 1024 * 1024 - 64 * 1024;
+
+export const listingTooLarge = (bytes: number) =>
+  tooLarge(
+    'include_content',
+    `the owner's sessions hold ${bytes} bytes of content, more than the ${LISTED_CONTENT_MAX_BYTES} one listing may carry; list without include_content`,
+  );
 
 /** SetSession's result: also how many of the owner's sessions made room for it. */
 export interface PutResult extends StoredVersion {

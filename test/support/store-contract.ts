@@ -5,7 +5,11 @@ import { ErrorCode, SessionError } from '../../src/errors.ts';
 import { claimOf, derivedKeys, type IdempotencyClaim } from '../../src/idempotency.ts';
 import type { OwnerRef, SessionChange, SessionDraft } from '../../src/session.ts';
 import { ownerRef, sessionHandle, tagOf, withTag } from '../../src/session-keys.ts';
-import type { SessionStore, StoreLimits } from '../../src/store/store.ts';
+import {
+  LISTED_CONTENT_MAX_BYTES,
+  type SessionStore,
+  type StoreLimits,
+} from '../../src/store/store.ts';
 import { createTokenGenerator } from '../../src/token.ts';
 import { ownersSharingATag } from './owners.ts';
 
@@ -680,6 +684,22 @@ export function storeContract(name: string, harness: () => StoreHarness): void {
       assert.deepEqual(two?.fleetListResponse, Buffer.from([0, 1, 2, 255, 254, 0]));
       assert.deepEqual(two?.attributes, new Map([...draft().attributes, ...attributes]));
       assert.deepEqual(await store.listOwned(await newOwner(store), t, true), [], 'no sessions');
+    });
+
+    it('a listing with content past LISTED_CONTENT_MAX_BYTES is refused naming include_content; without content it lists', async () => {
+      const { store, now } = harness();
+      const owner = await newOwner(store);
+      const t = now();
+      const big = Buffer.alloc(Math.ceil(LISTED_CONTENT_MAX_BYTES / 3), 7);
+      for (let i = 0; i < 3; i++)
+        await store.put(keyOf(owner), draft({ owner, fleetListRequest: big }), t + i);
+      await rejectsWith(store.listOwned(owner, t + 10, true), ErrorCode.TooLarge);
+      await assert.rejects(
+        store.listOwned(owner, t + 10, true),
+        /^SessionError: include_content: /,
+      );
+      assert.equal((await store.listOwned(owner, t + 10, false)).length, 3);
+      assert.equal(await store.revokeOwned(owner, t + 10), 3);
     });
 
     it('revokes every live session of the owner and counts them; others are untouched', async () => {

@@ -4,7 +4,12 @@ import type { OwnedSession, OwnerRef, Session, SessionDraft } from '../../sessio
 import { contentSize } from '../../session.ts';
 import { tagOf } from '../../session-keys.ts';
 import type { Reply } from '../../wire/resp.ts';
-import type { PutResult, StoreLimits } from '../store.ts';
+import {
+  LISTED_CONTENT_MAX_BYTES,
+  listingTooLarge,
+  type PutResult,
+  type StoreLimits,
+} from '../store.ts';
 import type { RedisConnection } from './connection.ts';
 import { Compact, compactKey, indexKey, ownerStem, sessionStem } from './keys.ts';
 import type { LayoutShape } from './layout.ts';
@@ -123,10 +128,13 @@ export class CompactLayout implements LayoutShape {
         sessionStem(this.#prefix, owner.tag),
         includeContent ? '1' : '0',
         String(nowMs),
+        String(LISTED_CONTENT_MAX_BYTES),
       ],
       scope,
     );
-    const listed = asArray(reply);
+    const [status, detail] = asArray(reply);
+    if (status === ScriptStatus.tooLarge) throw listingTooLarge(Number(detail));
+    const listed = asArray(detail ?? null);
     const sessions: OwnedSession[] = [];
     for (let i = 0; i + 1 < listed.length; i += 2) {
       const handle = String(listed[i]);
