@@ -28,7 +28,7 @@
 //   BENCH_CONCURRENCY     the loadgen's calls in flight (16)
 //   BENCH_LISTPACK_VALUES hash-max-listpack-value of the study (64,256,1100,4096; 64 is Redis's default)
 //   BENCH_DURATION, BENCH_WARMUP  the study's GetSession runs, seconds (5, 2)
-//   BENCH_ROUNDS          GetSession runs per cell, the median reported (3)
+//   BENCH_ROUNDS          GetSession runs per cell, cells alternating; the median reported (3)
 //   BENCH_GET_KEYS        sessions the GetSession run reads round robin (1000)
 //   GO_REFERENCE          directory holding bin/sessionmanager and bin/loadgen (required)
 //   BENCH_RESULTS         also write the report to this Markdown file
@@ -286,49 +286,43 @@ interface ReadCost {
   othersPct: number;
 }
 
-/**
- * What GetSession costs Redis: the Go loadgen's `-op get` through a fresh
- * start of the target, BENCH_ROUNDS times; each figure is the median of the
- * rounds.
- */
+/** What GetSession costs Redis in one Go loadgen `-op get` run through a running target. */
 async function measureReads(
-  spec: TargetSpec,
+  target: Target,
   redis: TestRedis,
   client: Probe,
   payload: number,
 ): Promise<ReadCost> {
-  const target = await startTarget(spec.name, spec.command, spec.args, spec.env(redis.port));
-  const rounds: ReadCost[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    await client.send('CONFIG', 'RESETSTAT');
-    const json = goLoadgen(
-      [
-        ...loadgenFlags(target, payload),
-        '-op',
-        'get',
-        '-keys',
-        String(GET_KEYS),
-        '-d',
-        `${DURATION_S}s`,
-        '-warmup',
-        `${WARMUP_S}s`,
-        '-watch',
-        `redis=${redis.pid}`,
-      ],
-      (WARMUP_S + DURATION_S + 60) * 1000,
-    );
-    if (json.errors > 0) {
-      throw new Error(`${spec.name}: GetSession errors ${JSON.stringify(json.errors_by_code)}`);
-    }
-    const stats = await client.send<string>('INFO', 'commandstats');
-    rounds.push({
-      hgetallUs: Number(/^cmdstat_hgetall:.*usec_per_call=([\d.]+)/m.exec(stats)?.[1]),
-      redisUsPerGet: ((json.cpu_pct.redis ?? 0) * 1e4) / json.rps,
-      getsPerS: json.rps,
-      othersPct: json.cpu_pct.others ?? 0,
-    });
+  await client.send('CONFIG', 'RESETSTAT');
+  const json = goLoadgen(
+    [
+      ...loadgenFlags(target, payload),
+      '-op',
+      'get',
+      '-keys',
+      String(GET_KEYS),
+      '-d',
+      `${DURATION_S}s`,
+      '-warmup',
+      `${WARMUP_S}s`,
+      '-watch',
+      `redis=${redis.pid}`,
+    ],
+    (WARMUP_S + DURATION_S + 60) * 1000,
+  );
+  if (json.errors > 0) {
+    throw new Error(`${target.name}: GetSession errors ${JSON.stringify(json.errors_by_code)}`);
   }
-  await target.stop();
+  const stats = await client.send<string>('INFO', 'commandstats');
+  return {
+    hgetallUs: Number(/^cmdstat_hgetall:.*usec_per_call=([\d.]+)/m.exec(stats)?.[1]),
+    redisUsPerGet: ((json.cpu_pct.redis ?? 0) * 1e4) / json.rps,
+    getsPerS: json.rps,
+    othersPct: json.cpu_pct.others ?? 0,
+  };
+}
+
+function medianCost(rounds: ReadCost[]): ReadCost {
   const median = (pick: (cost: ReadCost) => number) => {
     const sorted = rounds.map(pick).sort((a, b) => a - b);
     return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
@@ -341,26 +335,58 @@ async function measureReads(
   };
 }
 
-/** A fresh redis-server for one cell, with its probe connection warmed up. */
-async function withRedis<T>(
-  args: string[],
-  work: (redis: TestRedis, client: Probe) => Promise<T>,
-): Promise<T> {
+/** A fresh redis-server with its probe connection, warmed up. */
+async function openRedis(args: string[]) {
   const redis = await startRedis(['--appendonly', 'no', ...args]);
   const client = await probe(redis.port);
-  try {
-    // The first calls of these commands grew used_memory by 74 KB in a trial:
-    // make them before the first reading.
-    await client.scan('*');
-    await client.del(['bench:absent']);
-    await client.send('DBSIZE');
-    await client.info('clients');
-    await settledMemory(client);
-    return await work(redis, client);
-  } finally {
-    client.close();
-    await redis.dispose();
+  // The first calls of these commands grew used_memory by 74 KB in a trial:
+  // make them before the first reading.
+  await client.scan('*');
+  await client.del(['bench:absent']);
+  await client.send('DBSIZE');
+  await client.info('clients');
+  await settledMemory(client);
+  return {
+    redis,
+    client,
+    close: async () => {
+      client.close();
+      await redis.dispose();
+    },
+  };
+}
+
+/**
+ * The study at one payload: a Redis per listpack value and target, bytes
+ * per session in each, then BENCH_ROUNDS read runs per cell with the cells
+ * alternating round by round, so that the noise of a shared machine hits
+ * every one of them; each cell reports the medians of its rounds.
+ */
+async function listpackStudy(targets: TargetSpec[], payload: number) {
+  const cells = [];
+  for (const value of LISTPACK_VALUES) {
+    for (const spec of targets) {
+      const { redis, client, close } = await openRedis([
+        '--hash-max-listpack-value',
+        String(value),
+      ]);
+      const memory = await measureMemory(spec, redis, client, payload, value);
+      const target = await startTarget(spec.name, spec.command, spec.args, spec.env(redis.port));
+      cells.push({ redis, client, close, memory, target, rounds: [] as ReadCost[] });
+    }
   }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const cell of round % 2 === 0 ? cells : [...cells].reverse()) {
+      cell.rounds.push(await measureReads(cell.target, cell.redis, cell.client, payload));
+    }
+  }
+  const rows = [];
+  for (const cell of cells) {
+    rows.push({ ...cell.memory, ...medianCost(cell.rounds) });
+    await cell.target.stop();
+    await cell.close();
+  }
+  return rows;
 }
 
 const bytes = (value: number) => Math.round(value).toLocaleString('en-US');
@@ -415,7 +441,7 @@ function setup(targets: TargetSpec[]): string {
     `- targets: ${names}${env.BENCH_MEMORY_TARGETS ? ` (\`BENCH_MEMORY_TARGETS='${env.BENCH_MEMORY_TARGETS}'\`)` : ''}`,
     ...(LISTPACK
       ? [
-          `- reads: the Go loadgen \`-op get -keys ${GET_KEYS} -c ${CONCURRENCY}\`, ${WARMUP_S} s warm-up + ${DURATION_S} s measured, median of ${ROUNDS} runs; HGETALL µs/call from INFO commandstats, Redis CPU from /proc over the measured window`,
+          `- reads: the Go loadgen \`-op get -keys ${GET_KEYS} -c ${CONCURRENCY}\`, ${WARMUP_S} s warm-up + ${DURATION_S} s measured, median of ${ROUNDS} runs, cells alternating; HGETALL µs/call from INFO commandstats, Redis CPU from /proc over the measured window`,
         ]
       : []),
   ].join('\n');
@@ -427,29 +453,15 @@ async function main(): Promise<void> {
   let table: string;
   if (LISTPACK) {
     const rows: Array<MemoryRow & ReadCost> = [];
-    for (const payload of PAYLOADS) {
-      for (const value of LISTPACK_VALUES) {
-        for (const spec of targets) {
-          const args = ['--hash-max-listpack-value', String(value)];
-          rows.push(
-            await withRedis(args, async (redis, client) => ({
-              ...(await measureMemory(spec, redis, client, payload, value)),
-              ...(await measureReads(spec, redis, client, payload)),
-            })),
-          );
-        }
-      }
-    }
+    for (const payload of PAYLOADS) rows.push(...(await listpackStudy(targets, payload)));
     table = listpackTable(rows);
   } else {
     const rows: MemoryRow[] = [];
     for (const payload of PAYLOADS) {
       for (const spec of targets) {
-        rows.push(
-          await withRedis([], (redis, client) =>
-            measureMemory(spec, redis, client, payload, undefined),
-          ),
-        );
+        const { redis, client, close } = await openRedis([]);
+        rows.push(await measureMemory(spec, redis, client, payload, undefined));
+        await close();
       }
     }
     table = memoryTable(rows, targets);
