@@ -22,7 +22,8 @@
 //                         e.g. `ts,ts-legacy REDIS_SESSION_LAYOUT=legacy,go`
 //                         (default: ts, ts-baseline when BENCH_BASELINE is set, go when built)
 //   BENCH_BASELINE        another checkout of this service, built (npm ci && npm run build)
-//   BENCH_SESSION_KEYS    glob of this service's session keys (<REDIS_KEY_PREFIX>s:*)
+//   BENCH_SESSION_KEYS    glob of this service's session keys (<REDIS_KEY_PREFIX>[sS]:*: the
+//                         compact layout's S: keys, or the legacy layout's s: ones)
 //   BENCH_PAYLOADS        bytes in each of the two payloads (0,100,1024,10240; study: 100,1024)
 //   BENCH_SESSIONS        sessions measured per cell (20000)
 //   BENCH_CONCURRENCY     the loadgen's calls in flight (16)
@@ -102,7 +103,7 @@ function targetSpec(entry: string): TargetSpec {
     command: process.execPath,
     args: [main],
     env: (port) => serviceEnv(port, extra),
-    sessionKeys: env.BENCH_SESSION_KEYS ?? `${extra.REDIS_KEY_PREFIX ?? 'sessionmanager:'}s:*`,
+    sessionKeys: env.BENCH_SESSION_KEYS ?? `${extra.REDIS_KEY_PREFIX ?? 'sessionmanager:'}[sS]:*`,
   };
 }
 
