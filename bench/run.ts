@@ -204,6 +204,7 @@ async function storeOnly(redisPort: number, redisPid: number, op: Op, concurrenc
       tls: false,
       keyPrefix: 'bench:',
       layout: (env.BENCH_LAYOUT ?? 'compact') as 'compact' | 'legacy',
+      payloadPieces: env.BENCH_PAYLOAD_PIECES !== 'off',
       commandTimeoutMs: 5000,
       connectTimeoutMs: 2000,
     },

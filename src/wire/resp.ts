@@ -316,9 +316,29 @@ export class ReplyParser {
 
 const notCrlf = () => new ProtocolError('a RESP line or bulk string not ended by CRLF');
 
+/** Digits parsed byte by byte: no string per bulk header, which a large HGETALL has dozens of. */
+const MAX_FAST_DIGITS = 15;
+
 function integer(buf: Buffer, start: number, end: number): number {
+  const negative = buf[start] === 0x2d;
+  const first = negative ? start + 1 : start;
+  if (first === end || end - first > MAX_FAST_DIGITS) return slowInteger(buf, start, end);
+  let value = 0;
+  for (let i = first; i < end; i++) {
+    const digit = (buf[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) throw new ProtocolError('malformed RESP integer');
+    value = value * 10 + digit;
+  }
+  return negative ? -value : value;
+}
+
+function slowInteger(buf: Buffer, start: number, end: number): number {
   const value = Number(buf.toString('latin1', start, end));
-  if (start === end || !Number.isSafeInteger(value))
+  if (
+    start === end ||
+    !Number.isSafeInteger(value) ||
+    !/^-?\d+$/.test(buf.toString('latin1', start, end))
+  )
     throw new ProtocolError('malformed RESP integer');
   return value;
 }

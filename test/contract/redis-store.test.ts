@@ -74,6 +74,34 @@ describe('redis store layout', () => {
     assert.ok(!keys.includes(key) && !keys.includes(rotated.sessionKey));
   });
 
+  it('payloads of a small session go in 64-byte pieces; with REDIS_PAYLOAD_PIECES off, or past 128 fields, whole', async () => {
+    const whole = new RedisStore(
+      { ...redisConfig(redis.port, prefix), payloadPieces: false },
+      LIMITS,
+      createLogger('silent'),
+    );
+    try {
+      await waitUntilReady(whole);
+      const stored = (key: string) =>
+        redis.cli('-n', '5', 'HSTRLEN', compactKey(prefix, key), 'q0') +
+        (redis.cli('-n', '5', 'HEXISTS', compactKey(prefix, key), 'q15') === '1' ? ' q15' : '');
+      const kilobyte = draft({ fleetListRequest: Buffer.alloc(1024, 1), attributes: new Map() });
+      const [small, off, large] = [uniqueKey(), uniqueKey(), uniqueKey()];
+      await store.put(small, kilobyte, Date.now());
+      await whole.put(off, kilobyte, Date.now());
+      await store.put(large, draft({ fleetListRequest: Buffer.alloc(200 * 64, 1) }), Date.now());
+      assert.equal(stored(small), '64 q15');
+      assert.equal(stored(off), '1024');
+      assert.equal(stored(large), String(200 * 64));
+      for (const key of [small, off, large]) {
+        const session = await whole.get(key, Date.now(), false);
+        assert.equal(session?.fleetListRequest.length, key === large ? 200 * 64 : 1024);
+      }
+    } finally {
+      await whole.close();
+    }
+  });
+
   it('survives a Redis restart: scripts are reloaded on NOSCRIPT', async () => {
     await redis.restart();
     await waitUntilReady(store);
@@ -219,7 +247,7 @@ describe('torn sessions: no operation returns one, each deletes it', () => {
     const fence = String(Date.now() + 60_000);
     const repair = Scripts.compactRepair.source;
     assert.equal(
-      redis.cli('-n', '5', 'EVAL', repair, '1', hash, fence, '', String(Date.now())),
+      redis.cli('-n', '5', 'EVAL', repair, '1', hash, fence, '', '1', String(Date.now())),
       '0',
     );
     assert.ok(await store.get(key, Date.now(), false));

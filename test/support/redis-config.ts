@@ -11,6 +11,7 @@ export const redisConfig = (port: number, keyPrefix: string): RedisConfig => ({
   tls: false,
   keyPrefix,
   layout: 'compact',
+  payloadPieces: true,
   commandTimeoutMs: 1000,
   connectTimeoutMs: 1000,
 });

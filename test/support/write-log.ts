@@ -227,9 +227,10 @@ export class WriteLog {
     const argv = command.args.slice(3 + numkeys);
     if (IDEMPOTENT.has(script)) argv.splice(1, IDEMPOTENCY_ARGUMENTS);
     // The compact layout's scripts (compactPut ...) count as their operation
-    // (put ...); their first argument after the fence, the owner stem, goes.
+    // (put ...); their first two arguments after the fence (the owner stem,
+    // the pieces flag) go.
     const compact = COMPACT.exec(script);
-    if (compact) argv.splice(1, 1);
+    if (compact) argv.splice(1, 2);
     this.runs.push({
       atMs: lua[0]?.atMs ?? command.atMs,
       script: compact ? `${compact[1]?.toLowerCase()}${compact[2]}` : script,

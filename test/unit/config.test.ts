@@ -45,6 +45,7 @@ describe('config', () => {
         tls: false,
         keyPrefix: 'sessionmanager:',
         layout: 'compact',
+        payloadPieces: true,
         commandTimeoutMs: 1000,
         connectTimeoutMs: 2000,
       },

@@ -49,12 +49,21 @@ export class CompactLayout implements LayoutShape {
   readonly #writes: ScriptWrites;
   readonly #prefix: string;
   readonly #limits: StoreLimits;
+  /** REDIS_PAYLOAD_PIECES, as the scripts take it. */
+  readonly #piecesAllowed: '1' | '0';
 
-  constructor(redis: RedisConnection, writes: ScriptWrites, prefix: string, limits: StoreLimits) {
+  constructor(
+    redis: RedisConnection,
+    writes: ScriptWrites,
+    prefix: string,
+    limits: StoreLimits,
+    payloadPieces: boolean,
+  ) {
     this.#redis = redis;
     this.#writes = writes;
     this.#prefix = prefix;
     this.#limits = limits;
+    this.#piecesAllowed = payloadPieces ? '1' : '0';
   }
 
   key(sessionKey: string): string {
@@ -67,7 +76,7 @@ export class CompactLayout implements LayoutShape {
 
   leadingArgs(sessionKey: string): readonly string[] {
     const tag = tagOf(sessionKey);
-    return [tag === undefined ? '' : ownerStem(this.#prefix, tag)];
+    return [tag === undefined ? '' : ownerStem(this.#prefix, tag), this.#piecesAllowed];
   }
 
   /**
@@ -93,11 +102,11 @@ export class CompactLayout implements LayoutShape {
       owner?.digest ?? '',
       String(this.#limits.maxPerOwner),
       this.#limits.atOwnerLimit,
-      inPieces(draft) ? '1' : '0',
       retire === undefined ? '0' : '1',
-      draft.fleetListRequest,
-      draft.fleetListResponse,
     ];
+    const pieces = this.#piecesAllowed === '1' && inPieces(draft);
+    payloadFields(args, REQUEST_PIECES, draft.fleetListRequest, pieces);
+    payloadFields(args, RESPONSE_PIECES, draft.fleetListResponse, pieces);
     for (const [name, value] of draft.attributes) args.push(this.attributeField(name), value);
     const keys = [this.key(sessionKey)];
     if (owner) keys.push(indexKey(this.#prefix, owner));
@@ -125,6 +134,7 @@ export class CompactLayout implements LayoutShape {
       [indexKey(this.#prefix, owner)],
       [
         ownerStem(this.#prefix, owner.tag),
+        this.#piecesAllowed,
         sessionStem(this.#prefix, owner.tag),
         includeContent ? '1' : '0',
         String(nowMs),
@@ -158,7 +168,12 @@ export class CompactLayout implements LayoutShape {
     const { reply } = await this.#writes.run(
       Scripts.ownerRevoke,
       [indexKey(this.#prefix, owner)],
-      [ownerStem(this.#prefix, owner.tag), sessionStem(this.#prefix, owner.tag), String(nowMs)],
+      [
+        ownerStem(this.#prefix, owner.tag),
+        this.#piecesAllowed,
+        sessionStem(this.#prefix, owner.tag),
+        String(nowMs),
+      ],
       nowMs,
       scope,
     );
@@ -183,8 +198,8 @@ export class CompactLayout implements LayoutShape {
         attributes.set(name.toString('utf8', 1), value);
         attributeBytes += name.length - 1 + value.length;
       } else if (first === REQUEST || first === RESPONSE) {
-        const index =
-          name.length === 2 ? (name[1] as number) - ZERO : Number(name.toString('latin1', 1));
+        let index = 0;
+        for (let at = 1; at < name.length; at++) index = index * 10 + (name[at] as number) - ZERO;
         (first === REQUEST ? request : response)[index] = value;
         pieces++;
       } else if (first === META && name.length === 1) {
@@ -240,6 +255,28 @@ function readMeta(value: Buffer | undefined): Meta | typeof TORN {
 const joined = (pieces: Buffer[]) =>
   pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
 
+/** Field names of payload pieces, made once: `q0` ... `q511`, `r0` ... */
+const pieceNames = (letter: string) =>
+  Array.from({ length: Compact.maxPiecedFields }, (_, i) => `${letter}${i}`);
+const REQUEST_PIECES = pieceNames(Compact.request);
+const RESPONSE_PIECES = pieceNames(Compact.response);
+
+/** Appends a payload's fields: 64-byte pieces (views, not copies), or the whole in one; none when empty. */
+function payloadFields(
+  args: Array<string | Buffer>,
+  names: readonly string[],
+  payload: Buffer,
+  pieces: boolean,
+): void {
+  if (payload.length === 0) return;
+  if (!pieces) {
+    args.push(names[0] as string, payload);
+    return;
+  }
+  for (let at = 0, i = 0; at < payload.length; at += Compact.piece, i++)
+    args.push(names[i] as string, payload.subarray(at, at + Compact.piece));
+}
+
 /**
  * Pieces of 64 bytes keep a hash a listpack under Redis's defaults (values
  * up to 64 bytes, up to 512 entries), which costs far less memory per field
@@ -254,5 +291,5 @@ function inPieces(draft: SessionDraft): boolean {
     draft.attributes.size +
     Math.ceil(draft.fleetListRequest.length / Compact.piece) +
     Math.ceil(draft.fleetListResponse.length / Compact.piece);
-  return entries <= Compact.listpackEntries;
+  return entries <= Compact.maxPiecedFields;
 }

@@ -88,8 +88,13 @@ export const Compact = {
   attributePrefix: '.',
   /** Payload pieces: Redis's default hash-max-listpack-value. */
   piece: 64,
-  /** Redis's default hash-max-listpack-entries. */
-  listpackEntries: 512,
+  /**
+   * The most fields a session is given in pieces (Redis keeps up to 512 in a
+   * listpack by default). Each piece costs Redis CPU on every write, while
+   * what a listpack saves over a hashtable is about the same per session, so
+   * pieces pay for payloads of a few KB, not past them.
+   */
+  maxPiecedFields: 128,
 } as const;
 
 /** CRC16-CCITT (XMODEM), the checksum Redis Cluster maps keys to slots with. */

@@ -15,6 +15,8 @@ export interface RedisConfig {
    * other is read too, except with `compact-only`.
    */
   readonly layout: 'compact' | 'legacy' | 'compact-only';
+  /** Payloads of the compact layout in 64-byte pieces while a session stays small (keys.ts). */
+  readonly payloadPieces: boolean;
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
 }

@@ -48,7 +48,13 @@ export class RedisStore implements SessionStore {
     this.#cluster = cluster;
     const layout = (shape: CompactLayout | LegacyLayout) =>
       new ScriptedLayout(this.#redis, writes, shape, limits, cluster, logger);
-    this.#compact = new CompactLayout(this.#redis, writes, config.keyPrefix, limits);
+    this.#compact = new CompactLayout(
+      this.#redis,
+      writes,
+      config.keyPrefix,
+      limits,
+      config.payloadPieces,
+    );
     this.#compactLayout = layout(this.#compact);
     const legacy = layout(new LegacyLayout(writes, config.keyPrefix, limits));
     this.#legacy = legacy;

@@ -8,7 +8,7 @@
 
   KEYS[1]   the session hash
   KEYS[2]   the owner's index, when ARGV[5] is not ""
-  KEYS[#KEYS]  the session's legacy-layout hash, when ARGV[9] is "1"
+  KEYS[#KEYS]  the session's legacy-layout hash, when ARGV[8] is "1"
   ARGV[1]   now, Unix ms
   ARGV[2]   idle ttl, seconds
   ARGV[3]   absolute lifetime, ms
@@ -16,11 +16,10 @@
   ARGV[5]   the owner's digest, or ""
   ARGV[6]   the most live sessions an owner may hold
   ARGV[7]   at that limit: "evict-oldest" or "refuse"
-  ARGV[8]   "1" to store payloads in 64-byte pieces, "0" whole
-  ARGV[9]   "1" to retire a copy of the session in the legacy layout (the last key)
-  ARGV[10]  fleet_list_request
-  ARGV[11]  fleet_list_response
-  ARGV[12..] attribute field, value, ... (fields carry the "." prefix)
+  ARGV[8]   "1" to retire a copy of the session in the legacy layout (the last key)
+  ARGV[9..] the content's fields and values: the payloads' pieces (q0, q1 ...,
+            r0, r1 ..., cut by the store: splitting here cost Redis twice the
+            CPU) and the attributes (.<name>)
 
   Returns {version, expires_at, sessions evicted}, or {-7, sessions held}
   when the owner is at its limit and the policy refuses.
@@ -62,7 +61,7 @@ end
 
 -- A copy in the legacy layout is replaced too: its version goes on here.
 local retired_version = 0
-if ARGV[9] == '1' then
+if ARGV[8] == '1' then
   local legacy = KEYS[#KEYS]
   retired_version = tonumber(redis.call('HGET', legacy, 'version')) or 0
   redis.call('DEL', legacy)
@@ -70,20 +69,25 @@ end
 local version = math.max(old_version or 0, retired_version) + 1
 
 -- All fields in one HSET, so that a replica or an AOF that applies part of
--- this script's effects sees the old session gone or the new one whole.
-local fields = {'m', meta_string(now, expires_at, version, ttl, ARGV[4])}
-if index then
-  fields[#fields + 1] = 'o'
-  fields[#fields + 1] = owner
-end
-local pieces = ARGV[8] == '1'
-payload_fields(fields, 'q', ARGV[10], pieces)
-payload_fields(fields, 'r', ARGV[11], pieces)
-for i = 12, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
+-- this script's effects sees the old session gone or the new one whole
+-- (straight from ARGV while unpack can take them all).
+local meta = meta_string(now, expires_at, version, ttl, ARGV[4])
 redis.call('DEL', key)
-hset_all(key, fields)
+if #ARGV - 8 > 7990 then
+  local fields = {'m', meta}
+  if index then
+    fields[#fields + 1] = 'o'
+    fields[#fields + 1] = owner
+  end
+  for i = 9, #ARGV do
+    fields[#fields + 1] = ARGV[i]
+  end
+  hset_all(key, fields)
+elseif index then
+  redis.call('HSET', key, 'm', meta, 'o', owner, unpack(ARGV, 9))
+else
+  redis.call('HSET', key, 'm', meta, unpack(ARGV, 9))
+end
 redis.call('PEXPIRE', key, expires_at - now)
 
 local old_index = index_of(old[2])

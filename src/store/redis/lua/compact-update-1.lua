@@ -81,15 +81,16 @@ for i = first_remove, #ARGV do
 end
 -- New payloads go in pieces while the session's payloads show it is kept
 -- so (a payload whole and over 64 bytes says the hash is a hashtable, where
--- pieces would cost more than they save), and the hash stays within a
--- listpack's entries.
+-- pieces would cost more than they save), and the hash stays within the
+-- fields a session is given in pieces.
 local function kept_in_pieces(length, count)
   return count > 1 or length <= PIECE
 end
 local new_pieces = math.ceil(#ARGV[8] / PIECE) + math.ceil(#ARGV[10] / PIECE)
-local pieces = kept_in_pieces(request_size, request_pieces)
+local pieces = pieces_allowed
+  and kept_in_pieces(request_size, request_pieces)
   and kept_in_pieces(response_size, response_pieces)
-  and redis.call('HLEN', key) + new_pieces <= LISTPACK_ENTRIES
+  and redis.call('HLEN', key) + new_pieces <= MAX_PIECED_FIELDS
 local fields = {'m', meta_string(created_at, expires_at, version + 1, ttl, size)}
 if ARGV[7] == '1' then
   drop_payload(key, 'q', request_pieces)

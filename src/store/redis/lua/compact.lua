@@ -21,10 +21,12 @@
   Cluster slot and one script changes them together.
 ]]
 
--- Every compact script's first argument is the owner stem of its key
--- ("<prefix>o:{<tag>}", "" for a key without a tag): an owner's index key is
--- the stem and the owner's digest. It is removed from ARGV here.
+-- Every compact script's first two arguments, removed from ARGV here: the
+-- owner stem of its key ("<prefix>o:{<tag>}", "" for a key without a tag; an
+-- owner's index key is the stem and the owner's digest), and "1" when
+-- payloads may be stored in pieces (REDIS_PAYLOAD_PIECES).
 local owner_stem = table.remove(ARGV, 1)
+local pieces_allowed = table.remove(ARGV, 1) == '1'
 
 -- The expiry rule of src/session.ts expiryAfterActivity.
 local function expiry(now, ttl_seconds, created_at, lifetime_ms)
@@ -32,8 +34,8 @@ local function expiry(now, ttl_seconds, created_at, lifetime_ms)
 end
 
 local PIECE = 64
--- A listpack holds up to 512 entries under Redis's default hash-max-listpack-entries.
-local LISTPACK_ENTRIES = 512
+-- The most fields a session is given in pieces (keys.ts Compact.maxPiecedFields).
+local MAX_PIECED_FIELDS = 128
 
 local function meta_string(created_at, expires_at, version, ttl, size)
   return created_at .. ',' .. expires_at .. ',' .. version .. ',' .. ttl .. ',' .. size
