@@ -74,7 +74,7 @@ describe('redis store layout', () => {
     assert.ok(!keys.includes(key) && !keys.includes(rotated.sessionKey));
   });
 
-  it('payloads of a small session go in 64-byte pieces; with REDIS_PAYLOAD_PIECES off, or past 128 fields, whole', async () => {
+  it('payloads of up to 1 KB go in 64-byte pieces; with REDIS_PAYLOAD_PIECES off, or past 1 KB, whole', async () => {
     const whole = new RedisStore(
       { ...redisConfig(redis.port, prefix), payloadPieces: false },
       LIMITS,
@@ -83,19 +83,21 @@ describe('redis store layout', () => {
     try {
       await waitUntilReady(whole);
       const stored = (key: string) =>
-        redis.cli('-n', '5', 'HSTRLEN', compactKey(prefix, key), 'q0') +
-        (redis.cli('-n', '5', 'HEXISTS', compactKey(prefix, key), 'q15') === '1' ? ' q15' : '');
-      const kilobyte = draft({ fleetListRequest: Buffer.alloc(1024, 1), attributes: new Map() });
-      const [small, off, large] = [uniqueKey(), uniqueKey(), uniqueKey()];
-      await store.put(small, kilobyte, Date.now());
-      await whole.put(off, kilobyte, Date.now());
-      await store.put(large, draft({ fleetListRequest: Buffer.alloc(200 * 64, 1) }), Date.now());
-      assert.equal(stored(small), '64 q15');
+        redis.cli('-n', '5', 'HSTRLEN', compactKey(prefix, key), 'p0') +
+        (redis.cli('-n', '5', 'HEXISTS', compactKey(prefix, key), 'p15') === '1' ? ' p15' : '');
+      // 1018 + 6 bytes of response: 16 pieces.
+      const small = draft({ fleetListRequest: Buffer.alloc(1018, 1), attributes: new Map() });
+      const [inPieces, off, large] = [uniqueKey(), uniqueKey(), uniqueKey()];
+      await store.put(inPieces, small, Date.now());
+      await whole.put(off, small, Date.now());
+      await store.put(large, draft({ fleetListRequest: Buffer.alloc(1019, 1) }), Date.now());
+      assert.equal(stored(inPieces), '64 p15');
       assert.equal(stored(off), '1024');
-      assert.equal(stored(large), String(200 * 64));
-      for (const key of [small, off, large]) {
+      assert.equal(stored(large), String(1019 + 6));
+      for (const key of [inPieces, off, large]) {
         const session = await whole.get(key, Date.now(), false);
-        assert.equal(session?.fleetListRequest.length, key === large ? 200 * 64 : 1024);
+        assert.equal(session?.fleetListRequest.length, key === large ? 1019 : 1018);
+        assert.deepEqual(session?.fleetListResponse, Buffer.from([0, 1, 2, 255, 254, 0]));
       }
     } finally {
       await whole.close();
@@ -150,16 +152,22 @@ const LAYOUTS: Record<string, LayoutFixture> = {
     key: (sessionKey) => compactKey(prefix, sessionKey),
     whole: compactFields,
     torn: {
-      'no metadata field': () => ['q0', 'abc', '.x', 'y'],
+      'no metadata field': () => ['p0', 'abc', '.x', 'y'],
       'attributes missing (content short of its size)': (now) => compactFields(now, 'abc', 30),
-      'a payload piece missing': (now) => [...compactFields(now, 'abc', 6), 'q2', 'def'],
+      'a payload piece missing': (now) => [...compactFields(now, 'abc', 6), 'p2', 'def'],
+      'a request longer than the payloads': (now) => [
+        'm',
+        `${now},${now + 60_000},3,60,3,4`,
+        'p0',
+        'abc',
+      ],
     },
   },
 };
 
-/** The compact layout's fields: m, then the request whole in q0. */
+/** The compact layout's fields: m, then the request (and an empty response) whole in p0. */
 function compactFields(now: number, request: string, size = request.length): string[] {
-  return ['m', `${now},${now + 60_000},3,60,${size}`, 'q0', request];
+  return ['m', `${now},${now + 60_000},3,60,${size},${request.length}`, 'p0', request];
 }
 
 /** The legacy layout's seven fixed fields. */

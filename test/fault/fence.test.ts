@@ -62,9 +62,12 @@ const payload = (session: { fleetListRequest: Buffer } | null) =>
 const putsOf = (sessionKey: string) =>
   log.runs.filter((run) => run.script === 'put' && run.key === compactKey(prefix, sessionKey));
 
-/** The put with this payload: ARGV is fence, now, ttl, lifetime, size, [compact: owner, limit, policy, pieces, retire,] fleet_list_request ... */
+/**
+ * The put with this request: the compact put's ARGV is fence, now, ttl, lifetime, size,
+ * request length, owner, limit, policy, retire, p0, the payloads (request then response) ...
+ */
 const putWith = (sessionKey: string, fleetListRequest: string) =>
-  putsOf(sessionKey).find((run) => run.argv[run.compact ? 10 : 5] === fleetListRequest);
+  putsOf(sessionKey).find((run) => run.argv[11]?.startsWith(fleetListRequest));
 
 const settled = <T>(promise: Promise<T>) =>
   promise.then(

@@ -382,9 +382,10 @@ export function checkRun(options: {
 
 /** The call id a put or update run carries: put's request is `key#id`, update's set attribute w is the id. */
 function idOf(run: ScriptRun): number {
-  // run.argv starts with the fence: put fence, now, ttl, lifetime, size, [compact: owner,
-  // limit, policy, pieces, retire,] request ...
-  const request = run.argv[run.compact ? 10 : 5];
+  // run.argv starts with the fence: put fence, now, ttl, lifetime, size, request ...; the
+  // compact put: fence, now, ttl, lifetime, size, request length, owner, limit, policy,
+  // retire, p0, the payloads (request then response: here the response is empty) ...
+  const request = run.argv[run.compact ? 11 : 5];
   if (run.script === 'put') return Number(request?.slice(request.lastIndexOf('#') + 1));
   // update: fence, now, lifetime, max bytes, max attributes, expected, ttl, 4 payload args, n, attr:w, id
   return Number(run.argv[13]);

@@ -26,14 +26,14 @@ import { Scripts } from './scripts.ts';
 
 const DOT = 0x2e;
 const META = 0x6d;
-const REQUEST = 0x71;
-const RESPONSE = 0x72;
+const PAYLOADS = 0x70;
 const ZERO = 0x30;
 
 /**
  * The compact layout (lua/compact.lua, docs/redis-layout.md): the metadata
  * in one field, one-letter field names, a 128-bit digest in the key, and
- * payloads in 64-byte pieces while that keeps the hash a listpack. Sessions
+ * payloads (request and response together) in one field, or in 64-byte
+ * pieces while that keeps a small session a listpack. Sessions
  * with an owner live only here, with their owner's index.
  */
 export class CompactLayout implements LayoutShape {
@@ -99,14 +99,13 @@ export class CompactLayout implements LayoutShape {
       String(draft.ttlSeconds),
       String(this.#limits.maxLifetimeMs),
       String(contentSize(draft)),
+      String(draft.fleetListRequest.length),
       owner?.digest ?? '',
       String(this.#limits.maxPerOwner),
       this.#limits.atOwnerLimit,
       retire === undefined ? '0' : '1',
     ];
-    const pieces = this.#piecesAllowed === '1' && inPieces(draft);
-    payloadFields(args, REQUEST_PIECES, draft.fleetListRequest, pieces);
-    payloadFields(args, RESPONSE_PIECES, draft.fleetListResponse, pieces);
+    payloadFields(args, draft, this.#piecesAllowed === '1');
     for (const [name, value] of draft.attributes) args.push(this.attributeField(name), value);
     const keys = [this.key(sessionKey)];
     if (owner) keys.push(indexKey(this.#prefix, owner));
@@ -183,8 +182,7 @@ export class CompactLayout implements LayoutShape {
   read(reply: Reply, nowMs: number): ReadSession<Session> {
     if (!Array.isArray(reply) || reply.length === 0) return null;
     const attributes = new Map<string, Buffer>();
-    const request: Buffer[] = [];
-    const response: Buffer[] = [];
+    const payloads: Buffer[] = [];
     let meta: Meta | undefined;
     let pieces = 0;
     let attributeBytes = 0;
@@ -197,21 +195,22 @@ export class CompactLayout implements LayoutShape {
       if (first === DOT) {
         attributes.set(name.toString('utf8', 1), value);
         attributeBytes += name.length - 1 + value.length;
-      } else if (first === REQUEST || first === RESPONSE) {
+      } else if (first === PAYLOADS) {
         let index = 0;
         for (let at = 1; at < name.length; at++) index = index * 10 + (name[at] as number) - ZERO;
-        (first === REQUEST ? request : response)[index] = value;
+        payloads[index] = value;
         pieces++;
       } else if (first === META && name.length === 1) {
         meta = parseMeta(value);
       }
     }
     // A missing piece leaves a hole, which the count of pieces tells.
-    if (meta === undefined || request.length + response.length !== pieces) return TORN;
-    const fleetListRequest = joined(request);
-    const fleetListResponse = joined(response);
-    if (meta.size !== attributeBytes + fleetListRequest.length + fleetListResponse.length)
+    if (meta === undefined || payloads.length !== pieces) return TORN;
+    const joined = payloads.length === 1 ? (payloads[0] as Buffer) : Buffer.concat(payloads);
+    if (meta.size !== attributeBytes + joined.length || meta.requestLength > joined.length)
       return TORN;
+    const fleetListRequest = joined.subarray(0, meta.requestLength);
+    const fleetListResponse = joined.subarray(meta.requestLength);
     if (meta.expiresAtMs <= nowMs) return EXPIRED;
     const { ttlSeconds, createdAtMs, expiresAtMs, version } = meta;
     return {
@@ -232,64 +231,63 @@ interface Meta {
   readonly version: number;
   readonly ttlSeconds: number;
   readonly size: number;
+  readonly requestLength: number;
 }
 
-/** The m field: "created_at,expires_at,version,ttl,size". */
+/** The m field: "created_at,expires_at,version,ttl,size,request length". */
 function parseMeta(value: Buffer): Meta | undefined {
   const parts = value.toString('latin1').split(',');
-  if (parts.length !== 5 || parts.some((part) => !/^\d+$/.test(part))) return undefined;
-  const [createdAtMs, expiresAtMs, version, ttlSeconds, size] = parts.map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  return { createdAtMs, expiresAtMs, version, ttlSeconds, size };
+  if (parts.length !== 6 || parts.some((part) => !/^\d+$/.test(part))) return undefined;
+  const [createdAtMs, expiresAtMs, version, ttlSeconds, size, requestLength] = parts.map(
+    Number,
+  ) as [number, number, number, number, number, number];
+  return { createdAtMs, expiresAtMs, version, ttlSeconds, size, requestLength };
 }
 
 function readMeta(value: Buffer | undefined): Meta | typeof TORN {
   return (value && parseMeta(value)) ?? TORN;
 }
 
-const joined = (pieces: Buffer[]) =>
-  pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+/** Field names of payload pieces, made once: `p0` ... `p15`. */
+const PIECE_NAMES = Array.from({ length: Compact.maxPieces }, (_, i) => `${Compact.payloads}${i}`);
 
-/** Field names of payload pieces, made once: `q0` ... `q511`, `r0` ... */
-const pieceNames = (letter: string) =>
-  Array.from({ length: Compact.maxPiecedFields }, (_, i) => `${letter}${i}`);
-const REQUEST_PIECES = pieceNames(Compact.request);
-const RESPONSE_PIECES = pieceNames(Compact.response);
-
-/** Appends a payload's fields: 64-byte pieces (views, not copies), or the whole in one; none when empty. */
+/**
+ * Appends the payloads' fields, the request then the response: in 64-byte
+ * pieces when `piecesAllowed` and the session is small (inPieces), else in
+ * one field; none when both are empty.
+ */
 function payloadFields(
   args: Array<string | Buffer>,
-  names: readonly string[],
-  payload: Buffer,
-  pieces: boolean,
+  draft: SessionDraft,
+  piecesAllowed: boolean,
 ): void {
-  if (payload.length === 0) return;
-  if (!pieces) {
-    args.push(names[0] as string, payload);
+  const { fleetListRequest: request, fleetListResponse: response } = draft;
+  const length = request.length + response.length;
+  if (length === 0) return;
+  const payloads =
+    response.length === 0
+      ? request
+      : request.length === 0
+        ? response
+        : Buffer.concat([request, response]);
+  if (!(piecesAllowed && inPieces(draft, length))) {
+    args.push(PIECE_NAMES[0] as string, payloads);
     return;
   }
-  for (let at = 0, i = 0; at < payload.length; at += Compact.piece, i++)
-    args.push(names[i] as string, payload.subarray(at, at + Compact.piece));
+  for (let at = 0, i = 0; at < length; at += Compact.piece, i++)
+    args.push(PIECE_NAMES[i] as string, payloads.subarray(at, at + Compact.piece));
 }
 
 /**
  * Pieces of 64 bytes keep a hash a listpack under Redis's defaults (values
- * up to 64 bytes, up to 512 entries), which costs far less memory per field
- * than a hashtable; they only pay while every other field is that small too.
+ * up to 64 bytes), which costs far less memory per field than a hashtable;
+ * they pay while every other field is that small too, and for payloads of up
+ * to Compact.maxPieces pieces: each piece costs Redis CPU on every write.
  */
-function inPieces(draft: SessionDraft): boolean {
+function inPieces(draft: SessionDraft, payloadBytes: number): boolean {
+  if (Math.ceil(payloadBytes / Compact.piece) > Compact.maxPieces) return false;
   for (const [name, value] of draft.attributes) {
     if (value.length > Compact.piece || Buffer.byteLength(name) + 1 > Compact.piece) return false;
   }
-  const entries =
-    2 +
-    draft.attributes.size +
-    Math.ceil(draft.fleetListRequest.length / Compact.piece) +
-    Math.ceil(draft.fleetListResponse.length / Compact.piece);
-  return entries <= Compact.maxPiecedFields;
+  return true;
 }

@@ -77,24 +77,24 @@ export const attributeField = (name: string) => ATTRIBUTE_PREFIX + name;
 
 /**
  * The compact layout's fields (lua/compact.lua): `m` the metadata, `o` the
- * owner digest, `q<n>` and `r<n>` the pieces of the payloads, `.<name>` the
- * attributes.
+ * owner digest, `p<n>` the payloads (request then response) whole or in
+ * pieces, `.<name>` the attributes.
  */
 export const Compact = {
   meta: 'm',
   owner: 'o',
-  request: 'q',
-  response: 'r',
+  payloads: 'p',
   attributePrefix: '.',
   /** Payload pieces: Redis's default hash-max-listpack-value. */
   piece: 64,
   /**
-   * The most fields a session is given in pieces (Redis keeps up to 512 in a
-   * listpack by default). Each piece costs Redis CPU on every write, while
-   * what a listpack saves over a hashtable is about the same per session, so
-   * pieces pay for payloads of a few KB, not past them.
+   * The most pieces payloads are cut in (1 KB): each piece costs Redis CPU
+   * on every write and the service on every read, while what a listpack
+   * saves over a hashtable is about the same per session, so pieces pay for
+   * small sessions. Larger payloads go whole in one field, with the request
+   * and response together, which also saves a field over storing them apart.
    */
-  maxPiecedFields: 128,
+  maxPieces: 16,
 } as const;
 
 /** CRC16-CCITT (XMODEM), the checksum Redis Cluster maps keys to slots with. */

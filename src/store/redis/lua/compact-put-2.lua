@@ -7,19 +7,20 @@
   previous owner's index.
 
   KEYS[1]   the session hash
-  KEYS[2]   the owner's index, when ARGV[5] is not ""
-  KEYS[#KEYS]  the session's legacy-layout hash, when ARGV[8] is "1"
+  KEYS[2]   the owner's index, when ARGV[6] is not ""
+  KEYS[#KEYS]  the session's legacy-layout hash, when ARGV[9] is "1"
   ARGV[1]   now, Unix ms
   ARGV[2]   idle ttl, seconds
   ARGV[3]   absolute lifetime, ms
   ARGV[4]   content size, bytes
-  ARGV[5]   the owner's digest, or ""
-  ARGV[6]   the most live sessions an owner may hold
-  ARGV[7]   at that limit: "evict-oldest" or "refuse"
-  ARGV[8]   "1" to retire a copy of the session in the legacy layout (the last key)
-  ARGV[9..] the content's fields and values: the payloads' pieces (q0, q1 ...,
-            r0, r1 ..., cut by the store: splitting here cost Redis twice the
-            CPU) and the attributes (.<name>)
+  ARGV[5]   the fleet-list request's length, bytes
+  ARGV[6]   the owner's digest, or ""
+  ARGV[7]   the most live sessions an owner may hold
+  ARGV[8]   at that limit: "evict-oldest" or "refuse"
+  ARGV[9]   "1" to retire a copy of the session in the legacy layout (the last key)
+  ARGV[10..] the content's fields and values: the payloads (p0, or pieces
+            p0, p1 ..., cut by the store: cutting them here cost Redis twice
+            the CPU) and the attributes (.<name>)
 
   Returns {version, expires_at, sessions evicted}, or {-7, sessions held}
   when the owner is at its limit and the policy refuses.
@@ -28,7 +29,7 @@ local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local expires_at = expiry(now, ttl, now, tonumber(ARGV[3]))
-local owner = ARGV[5]
+local owner = ARGV[6]
 local handle = handle_of(key)
 local session_stem = string.sub(key, 1, -23)
 local old = redis.call('HMGET', key, 'm', 'o')
@@ -46,9 +47,9 @@ if owner ~= '' then
       break
     end
   end
-  local limit = tonumber(ARGV[6])
+  local limit = tonumber(ARGV[7])
   if held >= limit then
-    if ARGV[7] == 'refuse' then
+    if ARGV[8] == 'refuse' then
       return {-7, held}
     end
     for i = 1, held - limit + 1 do
@@ -61,7 +62,7 @@ end
 
 -- A copy in the legacy layout is replaced too: its version goes on here.
 local retired_version = 0
-if ARGV[8] == '1' then
+if ARGV[9] == '1' then
   local legacy = KEYS[#KEYS]
   retired_version = tonumber(redis.call('HGET', legacy, 'version')) or 0
   redis.call('DEL', legacy)
@@ -71,22 +72,22 @@ local version = math.max(old_version or 0, retired_version) + 1
 -- All fields in one HSET, so that a replica or an AOF that applies part of
 -- this script's effects sees the old session gone or the new one whole
 -- (straight from ARGV while unpack can take them all).
-local meta = meta_string(now, expires_at, version, ttl, ARGV[4])
+local meta = meta_string(now, expires_at, version, ttl, ARGV[4], ARGV[5])
 redis.call('DEL', key)
-if #ARGV - 8 > 7990 then
+if #ARGV - 9 > 7990 then
   local fields = {'m', meta}
   if index then
     fields[#fields + 1] = 'o'
     fields[#fields + 1] = owner
   end
-  for i = 9, #ARGV do
+  for i = 10, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
   hset_all(key, fields)
 elseif index then
-  redis.call('HSET', key, 'm', meta, 'o', owner, unpack(ARGV, 9))
+  redis.call('HSET', key, 'm', meta, 'o', owner, unpack(ARGV, 10))
 else
-  redis.call('HSET', key, 'm', meta, unpack(ARGV, 9))
+  redis.call('HSET', key, 'm', meta, unpack(ARGV, 10))
 end
 redis.call('PEXPIRE', key, expires_at - now)
 

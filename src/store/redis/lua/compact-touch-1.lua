@@ -14,7 +14,7 @@
 ]]
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local created_at, stored_ttl, version, size, _, owner = live_session(key)
+local created_at, stored_ttl, version, size, _, owner, request_length = live_session(key)
 if not created_at then
   return -1
 end
@@ -29,7 +29,7 @@ if expires_at <= now then
   reindex(index, key)
   return -1
 end
-redis.call('HSET', key, 'm', meta_string(created_at, expires_at, version, ttl, size))
+redis.call('HSET', key, 'm', meta_string(created_at, expires_at, version, ttl, size, request_length))
 redis.call('PEXPIRE', key, expires_at - now)
 reindex(index, key)
 if ARGV[4] == '1' then

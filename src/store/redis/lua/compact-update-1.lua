@@ -24,7 +24,7 @@
 ]]
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local created_at, stored_ttl, version, size, _, owner = live_session(key)
+local created_at, stored_ttl, version, size, _, owner, request_length = live_session(key)
 if not created_at then
   return {-1}
 end
@@ -32,17 +32,28 @@ if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= version then
   return {-2, version}
 end
 
-local request_size, request_pieces = payload_size(key, 'q')
-local response_size, response_pieces = payload_size(key, 'r')
-local count = redis.call('HLEN', key) - 1 - request_pieces - response_pieces
+local stored_pieces = piece_count(key)
+local count = redis.call('HLEN', key) - 1 - stored_pieces
 if owner then
   count = count - 1
 end
 local set_count = tonumber(ARGV[11])
 local first_remove = 12 + 2 * set_count
 
-if ARGV[7] == '1' then size = size - request_size + #ARGV[8] end
-if ARGV[9] == '1' then size = size - response_size + #ARGV[10] end
+-- New payloads: the stored ones, split at the request length, with either
+-- replaced.
+local payloads, stored_whole = nil, false
+if ARGV[7] == '1' or ARGV[9] == '1' then
+  local stored = table.concat(payload_pieces(key))
+  -- Payloads whole and over 64 bytes say the hash is a hashtable, where
+  -- pieces would cost more than they save.
+  stored_whole = stored_pieces == 1 and #stored > PIECE
+  local request = ARGV[7] == '1' and ARGV[8] or string.sub(stored, 1, request_length)
+  local response = ARGV[9] == '1' and ARGV[10] or string.sub(stored, request_length + 1)
+  payloads = request .. response
+  size = size - #stored + #payloads
+  request_length = #request
+end
 for i = first_remove, #ARGV do
   if redis.call('HEXISTS', key, ARGV[i]) == 1 then
     size = size - redis.call('HSTRLEN', key, ARGV[i]) - (#ARGV[i] - 1)
@@ -79,26 +90,14 @@ end
 for i = first_remove, #ARGV do
   redis.call('HDEL', key, ARGV[i])
 end
--- New payloads go in pieces while the session's payloads show it is kept
--- so (a payload whole and over 64 bytes says the hash is a hashtable, where
--- pieces would cost more than they save), and the hash stays within the
--- fields a session is given in pieces.
-local function kept_in_pieces(length, count)
-  return count > 1 or length <= PIECE
-end
-local new_pieces = math.ceil(#ARGV[8] / PIECE) + math.ceil(#ARGV[10] / PIECE)
-local pieces = pieces_allowed
-  and kept_in_pieces(request_size, request_pieces)
-  and kept_in_pieces(response_size, response_pieces)
-  and redis.call('HLEN', key) + new_pieces <= MAX_PIECED_FIELDS
-local fields = {'m', meta_string(created_at, expires_at, version + 1, ttl, size)}
-if ARGV[7] == '1' then
-  drop_payload(key, 'q', request_pieces)
-  payload_fields(fields, 'q', ARGV[8], pieces)
-end
-if ARGV[9] == '1' then
-  drop_payload(key, 'r', response_pieces)
-  payload_fields(fields, 'r', ARGV[10], pieces)
+local fields = {'m', meta_string(created_at, expires_at, version + 1, ttl, size, request_length)}
+if payloads then
+  for i = 0, stored_pieces - 1 do
+    redis.call('HDEL', key, 'p' .. i)
+  end
+  local in_pieces = pieces_allowed and not stored_whole
+    and math.ceil(#payloads / PIECE) <= MAX_PIECES
+  payload_fields(fields, payloads, in_pieces)
 end
 for i = 12, first_remove - 1 do
   fields[#fields + 1] = ARGV[i]

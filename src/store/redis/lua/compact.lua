@@ -3,15 +3,17 @@
   compact layout (src/store/redis/keys.ts, docs/redis-layout.md).
 
   A session is one hash:
-    m        "created_at,expires_at,version,ttl,size" (ms, ms, n, s, bytes)
+    m        "created_at,expires_at,version,ttl,size,request length"
+             (ms, ms, n, s, bytes, bytes)
     o        the owner's digest, when the session has an owner
-    q0 q1 .. the fleet-list request, in pieces (one piece, or pieces of 64
-             bytes so that the hash stays a listpack); absent when empty
-    r0 r1 .. the fleet-list response, likewise
+    p0 p1 .. the payloads, the fleet-list request then the response, in one
+             field, or in pieces of 64 bytes so that a small session stays a
+             listpack; absent when both are empty
     .<name>  an attribute
-  A whole session has a valid m, and its pieces and attributes add up to its
-  size. Anything less is torn (session.lua says how that happens) and is
-  deleted by the first operation that meets it.
+  A whole session has a valid m, its pieces and attributes add up to its
+  size, and its request length is within the payloads. Anything less is
+  torn (session.lua says how that happens) and is deleted by the first
+  operation that meets it.
 
   An owner's index is a sorted set under <prefix>o:{<tag>}<owner digest>:
   its members are the handles of the owner's sessions (the last 22
@@ -34,23 +36,24 @@ local function expiry(now, ttl_seconds, created_at, lifetime_ms)
 end
 
 local PIECE = 64
--- The most fields a session is given in pieces (keys.ts Compact.maxPiecedFields).
-local MAX_PIECED_FIELDS = 128
+-- The most pieces payloads are cut in (keys.ts Compact.maxPieces).
+local MAX_PIECES = 16
 
-local function meta_string(created_at, expires_at, version, ttl, size)
+local function meta_string(created_at, expires_at, version, ttl, size, request_length)
   return created_at .. ',' .. expires_at .. ',' .. version .. ',' .. ttl .. ',' .. size
+    .. ',' .. request_length
 end
 
--- created_at, expires_at, version, ttl, size of an m field, or nil.
+-- created_at, expires_at, version, ttl, size, request length of an m field, or nil.
 local function parse_meta(m)
   if not m then
     return nil
   end
-  local c, e, v, t, s = string.match(m, '^(%d+),(%d+),(%d+),(%d+),(%d+)$')
+  local c, e, v, t, s, r = string.match(m, '^(%d+),(%d+),(%d+),(%d+),(%d+),(%d+)$')
   if not c then
     return nil
   end
-  return tonumber(c), tonumber(e), tonumber(v), tonumber(t), tonumber(s)
+  return tonumber(c), tonumber(e), tonumber(v), tonumber(t), tonumber(s), tonumber(r)
 end
 
 -- A session's handle: the last 22 characters of its key.
@@ -62,23 +65,22 @@ end
 -- content adds up to its size, and no payload piece is missing), else nil.
 local function whole_expiry(key)
   local fields = redis.call('HGETALL', key)
-  local m, size = nil, 0
-  local pieces, last = {q = 0, r = 0}, {q = -1, r = -1}
+  local m, size, payloads, pieces, last = nil, 0, 0, 0, -1
   for i = 1, #fields, 2 do
     local name, first = fields[i], string.sub(fields[i], 1, 1)
     if name == 'm' then
       m = fields[i + 1]
     elseif first == '.' then
       size = size + #name - 1 + #fields[i + 1]
-    elseif first == 'q' or first == 'r' then
-      size = size + #fields[i + 1]
-      pieces[first] = pieces[first] + 1
-      last[first] = math.max(last[first], tonumber(string.sub(name, 2)) or math.huge)
+    elseif first == 'p' then
+      payloads = payloads + #fields[i + 1]
+      pieces = pieces + 1
+      last = math.max(last, tonumber(string.sub(name, 2)) or math.huge)
     end
   end
-  local _, expires_at, _, _, stored_size = parse_meta(m)
-  if expires_at and stored_size == size
-    and pieces.q == last.q + 1 and pieces.r == last.r + 1 then
+  local _, expires_at, _, _, stored_size, request_length = parse_meta(m)
+  if expires_at and stored_size == size + payloads and request_length <= payloads
+    and pieces == last + 1 then
     return expires_at
   end
   return nil
@@ -133,14 +135,15 @@ local function reindex(index, key)
   end
 end
 
--- A session's created_at, ttl, version, size, expires_at and owner, or nil
+-- A session's created_at, ttl, version, size, expires_at, owner and request
+-- length, or nil
 -- when it is absent or torn (a torn one is deleted, and leaves its owner's
 -- index at the next prune). A hash without a TTL cannot have been left whole
 -- by a write: it is read in full, deleted if torn, and given the TTL its
 -- expires_at says if whole.
 local function live_session(key)
   local fields = redis.call('HMGET', key, 'm', 'o')
-  local created_at, expires_at, version, ttl, size = parse_meta(fields[1])
+  local created_at, expires_at, version, ttl, size, request_length = parse_meta(fields[1])
   if not created_at then
     if redis.call('EXISTS', key) == 1 then
       redis.call('DEL', key)
@@ -155,45 +158,46 @@ local function live_session(key)
     end
     redis.call('PEXPIRE', key, whole - redis_now)
   end
-  return created_at, ttl, version, size, expires_at, fields[2]
+  return created_at, ttl, version, size, expires_at, fields[2], request_length
 end
 
--- Appends a payload's fields (name .. i, piece) to `fields`: in pieces of
--- 64 bytes when `pieces`, else whole; nothing when empty.
-local function payload_fields(fields, name, payload, pieces)
-  if #payload == 0 then
+-- Appends the payloads' fields (p0, p1 ...) to `fields`: in pieces of 64
+-- bytes when `pieces`, else whole; nothing when empty.
+local function payload_fields(fields, payloads, pieces)
+  if #payloads == 0 then
     return
   end
   if not pieces then
-    fields[#fields + 1] = name .. '0'
-    fields[#fields + 1] = payload
+    fields[#fields + 1] = 'p0'
+    fields[#fields + 1] = payloads
     return
   end
   local n = 0
-  for i = 1, #payload, PIECE do
-    fields[#fields + 1] = name .. n
-    fields[#fields + 1] = string.sub(payload, i, i + PIECE - 1)
+  for i = 1, #payloads, PIECE do
+    fields[#fields + 1] = 'p' .. n
+    fields[#fields + 1] = string.sub(payloads, i, i + PIECE - 1)
     n = n + 1
   end
 end
 
--- A payload's length and number of pieces (pieces are never empty).
-local function payload_size(key, name)
-  local n, total = 0, 0
+-- How many pieces the payloads are in (pieces are never empty).
+local function piece_count(key)
+  local n = 0
+  while redis.call('HEXISTS', key, 'p' .. n) == 1 do
+    n = n + 1
+  end
+  return n
+end
+
+-- The payloads' pieces, in order.
+local function payload_pieces(key)
+  local pieces = {}
   while true do
-    local length = redis.call('HSTRLEN', key, name .. n)
-    if length == 0 then
-      return total, n
+    local piece = redis.call('HGET', key, 'p' .. #pieces)
+    if not piece then
+      return pieces
     end
-    total = total + length
-    n = n + 1
-  end
-end
-
--- Deletes a payload's n pieces.
-local function drop_payload(key, name, n)
-  for i = 0, n - 1 do
-    redis.call('HDEL', key, name .. i)
+    pieces[#pieces + 1] = piece
   end
 end
 
