@@ -179,9 +179,9 @@ const ENV = z.object({
   // run. `compact-only` saves a second look on a miss once no session in the
   // legacy layout can be left (SESSION_MAX_LIFETIME after the last was written).
   REDIS_SESSION_LAYOUT: z.enum(['compact', 'legacy', 'compact-only']).default('compact'),
-  // On: the memory of docs/redis-layout.md (a session of a few KB stays a
-  // listpack). Off: payloads whole, which costs Redis less CPU per write and
-  // the service less per read, for about 1.5-2.3 times the memory per session.
+  // On: payloads of up to 1 KB in 64-byte pieces, so that a small session
+  // stays a listpack (docs/redis-layout.md: 546 against 754 bytes at 100-byte
+  // payloads). Off: whole, for a little less CPU per call.
   REDIS_PAYLOAD_PIECES: flag.default(true),
   REDIS_COMMAND_TIMEOUT: duration(1).default(1000),
   REDIS_CONNECT_TIMEOUT: duration(1).default(2000),

@@ -2,7 +2,14 @@ import { type CallScope, UNSCOPED } from './call-scope.ts';
 import type { SessionLimits } from './config.ts';
 import { invalidArgument, notFound, tooLarge } from './errors.ts';
 import { derivedKeys } from './idempotency.ts';
-import type { OwnedSession, OwnerRef, Session, SessionChange, SessionContent } from './session.ts';
+import type {
+  OwnedSession,
+  OwnerRef,
+  Session,
+  SessionChange,
+  SessionContent,
+  SessionDraft,
+} from './session.ts';
 import { contentSize } from './session.ts';
 import { ownerRef, tagOf, withTag } from './session-keys.ts';
 import type { PutResult, SessionStore, StoredVersion } from './store/store.ts';
@@ -70,8 +77,7 @@ export class SessionService {
     if (size > this.#limits.maxBytes) {
       throw tooLarge('session', `holds ${size} bytes; the limit is ${this.#limits.maxBytes}`);
     }
-    const { owner: ownerId, ...content } = input;
-    const owner = ownerId === '' ? undefined : await this.#owner(ownerId);
+    const owner = input.owner === '' ? undefined : await this.#owner(input.owner);
     if (owner && input.sessionKey !== '' && tagOf(input.sessionKey) !== owner.tag) {
       throw invalidArgument(
         'session_key',
@@ -80,12 +86,11 @@ export class SessionService {
     }
     const sessionKey =
       input.sessionKey === '' ? this.#tagged((await this.#keys(scope))(), owner) : input.sessionKey;
-    const draft = {
-      ...content,
-      ttlSeconds,
-      newKey: input.sessionKey === '',
-      ...(owner ? { owner } : {}),
-    };
+    const { fleetListRequest, fleetListResponse, attributes } = input;
+    const newKey = input.sessionKey === '';
+    const draft: SessionDraft = owner
+      ? { fleetListRequest, fleetListResponse, attributes, ttlSeconds, newKey, owner }
+      : { fleetListRequest, fleetListResponse, attributes, ttlSeconds, newKey };
     const stored = await this.#store.put(sessionKey, draft, this.#now(), scope);
     return { sessionKey, ...stored };
   }

@@ -13,12 +13,14 @@ import type { OwnerRef } from './session.ts';
  */
 const TAGGED_KEY = /^[A-Za-z0-9_-]{43}\.([A-Za-z0-9_-]{3})$/;
 const TAG_LENGTH = 3;
+const TAGGED_KEY_LENGTH = 43 + 1 + TAG_LENGTH;
 /** 128 bits: plenty to tell apart the digests of 256-bit keys, and of owners. */
 const DIGEST_BYTES = 16;
 
 /** The owner tag a session key carries, if it has the tagged shape. */
 export function tagOf(sessionKey: string): string | undefined {
-  return TAGGED_KEY.exec(sessionKey)?.[1];
+  // Every call on a session asks, and most keys have no tag: the length says so first.
+  return sessionKey.length === TAGGED_KEY_LENGTH ? TAGGED_KEY.exec(sessionKey)?.[1] : undefined;
 }
 
 /** A generated key for a session of this owner. */
