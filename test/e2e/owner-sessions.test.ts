@@ -7,9 +7,16 @@ import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { createClient, SessionError } from '@sessionmanager/client';
 import { sessionHandle } from '../../src/session-keys.ts';
-import { type Message, type RawClient, rawClient, rejectsWithStatus } from '../support/grpc.ts';
+import {
+  type Message,
+  type RawClient,
+  rawClient,
+  rejectsWithStatus,
+  STORE_TRANSPORT_MATRIX,
+} from '../support/grpc.ts';
 import { freePort, waitFor } from '../support/ports.ts';
 import { spawnService } from '../support/process.ts';
+import { startRedis, type TestRedis } from '../support/redis.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 
 const WRITER = 'owner-writer-0123456789';
@@ -29,8 +36,9 @@ async function metricsOf(server: TestServer): Promise<string> {
   return server.server.metrics.registry.metrics();
 }
 
-for (const transport of ['lean', 'grpc-js'] as const) {
-  describe(`owners over gRPC on the memory store, ${transport} transport`, () => {
+for (const [storeName, transport] of STORE_TRANSPORT_MATRIX) {
+  describe(`owners over gRPC on the ${storeName} store, ${transport} transport`, () => {
+    let redis: TestRedis | undefined;
     let server: TestServer;
     let client: RawClient;
     const set = (request: object) => client.call('SetSession', request, admin);
@@ -40,13 +48,18 @@ for (const transport of ['lean', 'grpc-js'] as const) {
       client.call('RevokeSessions', { owner }, { metadata: { ...bearer(ADMIN), ...metadata } });
 
     before(async () => {
-      server = await startServer({ env: { GRPC_TRANSPORT: transport, AUTH_TOKENS } });
+      redis = storeName === 'redis' ? await startRedis() : undefined;
+      server = await startServer({
+        ...(redis && { redisPort: redis.port }),
+        env: { GRPC_TRANSPORT: transport, AUTH_TOKENS },
+      });
       client = rawClient(server.address);
     });
 
     after(async () => {
       client.close();
       await server.close();
+      await redis?.dispose();
     });
 
     it('ListSessions shows the handles and metadata, oldest first, the content only on request', async () => {
