@@ -240,15 +240,18 @@ function beforeResponses(rate: number, onReset: () => void): NonNullable<Network
 /** The Redis keys of the sessions whose keys a keyless SetSession gave its caller. */
 const given = new Set<string>();
 
-/** The Redis keys of the stored sessions whose fleet_list_request starts with `prefix`, in one pass. */
+/**
+ * The Redis keys of the stored sessions whose fleet_list_request starts with
+ * `prefix`, in one pass (compact layout: the payloads start the p0 field).
+ */
 function storedWithRequest(prefix: string): string[] {
   const script =
     "local found = {} for _, key in ipairs(redis.call('KEYS', ARGV[1])) do " +
-    "local request = redis.call('HGET', key, 'fleet_list_request') " +
+    "local request = redis.call('HGET', key, 'p0') " +
     'if request and string.sub(request, 1, #ARGV[2]) == ARGV[2] then found[#found + 1] = key end end ' +
     'return found';
   return redis
-    .cli('-n', DATABASE, 'EVAL', script, '0', `${PREFIX}s:*`, prefix)
+    .cli('-n', DATABASE, 'EVAL', script, '0', `${PREFIX}S:*`, prefix)
     .split('\n')
     .filter(Boolean);
 }
