@@ -24,10 +24,11 @@ import {
 } from './script-writes.ts';
 import { Scripts } from './scripts.ts';
 
-const DOT = 0x2e;
-const META = 0x6d;
-const PAYLOADS = 0x70;
-const ZERO = 0x30;
+/** The first bytes that tell fields apart in a reply (keys.ts Compact). */
+const DOT = Compact.attributePrefix.charCodeAt(0);
+const META = Compact.meta.charCodeAt(0);
+const PAYLOADS = Compact.payloads.charCodeAt(0);
+const ZERO = '0'.charCodeAt(0);
 
 /**
  * The compact layout (lua/compact.lua, docs/redis-layout.md): the metadata

@@ -81,13 +81,14 @@ export class RedisStore implements SessionStore {
     scope?: CallScope,
   ): Promise<PutResult> {
     const target = draft.owner ? this.#compactLayout : (this.#layouts[0] as ScriptedLayout);
-    const others = this.#layouts.filter((layout) => layout !== target);
-    if (draft.newKey || others.length === 0) return target.put(sessionKey, draft, nowMs, scope);
+    if (draft.newKey || this.#layouts.length === 1)
+      return target.put(sessionKey, draft, nowMs, scope);
     if (target === this.#compactLayout && !this.#cluster) {
       const legacy = this.#legacy.key(sessionKey);
       return this.#compact.put(sessionKey, draft, nowMs, scope, legacy);
     }
-    for (const layout of others) {
+    for (const layout of this.#layouts) {
+      if (layout === target) continue;
       const key = layout.key(sessionKey);
       if ((await this.#redis.send(['EXISTS', key], key, scope)) !== 1) continue;
       if (!draft.owner) return layout.put(sessionKey, draft, nowMs, scope);
