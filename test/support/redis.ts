@@ -50,6 +50,12 @@ export function answersPing(port: number): Promise<boolean> {
   });
 }
 
+/** Every redis-server started here and still running: one exit hook kills them all. */
+const liveServers = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of liveServers) child.kill('SIGKILL');
+});
+
 /** A throwaway redis-server on a free loopback port, owned by the test. */
 export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
   requireRedisServer();
@@ -63,6 +69,9 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
       ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...extraArgs],
       { stdio: 'ignore' },
     );
+    const launched = child;
+    liveServers.add(launched);
+    launched.once('exit', () => liveServers.delete(launched));
     await waitFor(`redis-server on port ${port}`, () => answersPing(port));
   };
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
@@ -73,7 +82,6 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
     await exited;
   };
   await launch();
-  process.once('exit', () => child?.kill('SIGKILL'));
 
   return {
     port,
