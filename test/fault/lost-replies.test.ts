@@ -6,6 +6,7 @@ import {
   type SessionClient,
   SessionError,
 } from '../../client/src/index.ts';
+import { sessionHandle } from '../../src/session-keys.ts';
 import { compactKey } from '../../src/store/redis/keys.ts';
 import { FaultProxy, LONG, type NetworkFaults } from '../support/faults.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
@@ -22,13 +23,15 @@ import { startServer, type TestServer } from '../support/server.ts';
  *
  * - doubled: the stored version shows the write applied twice;
  * - orphans: sessions nobody holds the key of (a keyless set whose caller got
- *   no key, or got another one; a rotation whose caller got no new key);
+ *   no key, or got another one; a rotation whose caller got no new key; a
+ *   session listed under its owner whose key its caller never got);
  * - lost: consumes whose caller did not get the data, though it is gone;
  * - failed: calls that ended in an error before their deadline, when a retry
  *   would have had time (NOT_FOUND or CONFLICT from a retry that met its own
  *   first attempt included);
  * - wrong: replies that misreport what happened (a delete that reports
- *   nothing deleted although this call deleted the session).
+ *   nothing deleted although this call deleted the session, a revoke that
+ *   counts fewer sessions than it deleted).
  *
  * Without idempotency keys (the client's rules before them) the counts show
  * the problem; with them (the default) every count must be 0.
@@ -183,6 +186,27 @@ const SCENARIOS: readonly Scenario[] = [
       const moved = (await version(sessionKey)) === undefined;
       if (moved && (rotated === undefined || (await version(rotated.sessionKey)) === undefined))
         counts.orphans++;
+    },
+  },
+  {
+    name: 'SetSession with an owner',
+    async run(faulty, tag, counts) {
+      const owner = `owner.${tag}`;
+      const created = await attempt(counts, () => faulty.setSession({ owner }));
+      const handed = created && sessionHandle(created.sessionKey);
+      for (const listed of await direct.listSessions(owner)) {
+        if (listed.handle !== handed) counts.orphans++;
+      }
+    },
+  },
+  {
+    name: 'RevokeSessions',
+    async run(faulty, tag, counts) {
+      const owner = `owner.${tag}`;
+      await direct.setSession({ owner });
+      await direct.setSession({ owner });
+      const reply = await attempt(counts, () => faulty.revokeSessions(owner));
+      if (reply !== undefined && reply.revoked !== 2) counts.wrong++;
     },
   },
 ];
