@@ -315,103 +315,110 @@ describe('SESSION_MAX_PER_OWNER', () => {
   });
 });
 
-describe('owners over HTTP/JSON', () => {
-  let server: TestServer;
+for (const storeName of ['memory', 'redis'] as const) {
+  describe(`owners over HTTP/JSON on the ${storeName} store`, () => {
+    let redis: TestRedis | undefined;
+    let server: TestServer;
 
-  before(async () => {
-    server = await startServer({ env: { AUTH_TOKENS } });
-  });
-  after(() => server.close());
-
-  const post = async (path: string, body: unknown, headers: Record<string, string>) => {
-    const response = await fetch(`${server.httpUrl}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify(body),
+    before(async () => {
+      redis = storeName === 'redis' ? await startRedis() : undefined;
+      server = await startServer({ ...(redis && { redisPort: redis.port }), env: { AUTH_TOKENS } });
     });
-    // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are checked field by field
-    return { status: response.status, body: (await response.json()) as any };
-  };
-
-  it('POST /v1/owner-sessions:list and :revoke take the owner in the body', async () => {
-    const owner = 'rider-http';
-    const created = await post(
-      '/v1/sessions',
-      { owner, fleetListRequest: 'cXVvdGU=', attributes: { seat: 'MTJB' } },
-      bearer(WRITER),
-    );
-    assert.equal(created.status, 200);
-    assert.match(created.body.sessionKey, OWNED_KEY);
-
-    const listed = await post('/v1/owner-sessions:list', { owner }, bearer(ADMIN));
-    assert.equal(listed.status, 200);
-    assert.deepEqual(listed.body.sessions, [
-      {
-        handle: sessionHandle(created.body.sessionKey),
-        createdAtUnixMs: listed.body.sessions[0].createdAtUnixMs,
-        expiresAtUnixMs: created.body.expiresAtUnixMs,
-        version: '1',
-        ttlSeconds: '900',
-        sizeBytes: String('quote'.length + 'seat'.length + '12A'.length),
-        fleetListRequest: '',
-        fleetListResponse: '',
-        attributes: {},
-      },
-    ]);
-    const full = await post(
-      '/v1/owner-sessions:list',
-      { owner, include_content: true },
-      bearer(ADMIN),
-    );
-    assert.equal(full.body.sessions[0].fleetListRequest, 'cXVvdGU=');
-    assert.deepEqual(full.body.sessions[0].attributes, { seat: 'MTJB' });
-
-    const key = { 'idempotency-key': 'http-revoke-1' };
-    const revoked = await post(
-      '/v1/owner-sessions:revoke',
-      { owner },
-      { ...bearer(ADMIN), ...key },
-    );
-    assert.deepEqual(revoked, { status: 200, body: { revoked: '1' } });
-    const repeated = await post(
-      '/v1/owner-sessions:revoke',
-      { owner },
-      { ...bearer(ADMIN), ...key },
-    );
-    assert.deepEqual(repeated, revoked);
-    const old = await fetch(`${server.httpUrl}/v1/sessions/${created.body.sessionKey}`, {
-      headers: bearer(WRITER),
+    after(async () => {
+      await server.close();
+      await redis?.dispose();
     });
-    assert.equal(old.status, 404);
-    assert.deepEqual((await post('/v1/owner-sessions:list', { owner }, bearer(ADMIN))).body, {
-      sessions: [],
-    });
-  });
 
-  it('refusals: 403 below admin, 400 naming owner, 405 for another verb, 404 for another action', async () => {
-    for (const path of ['/v1/owner-sessions:list', '/v1/owner-sessions:revoke']) {
-      const denied = await post(path, { owner: 'r' }, bearer(WRITER));
-      assert.equal(denied.status, 403, path);
-      assert.match(
-        denied.body.message,
-        /^authorization: the token grants "write"; \w+ needs "admin"$/,
+    const post = async (path: string, body: unknown, headers: Record<string, string>) => {
+      const response = await fetch(`${server.httpUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+      // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are checked field by field
+      return { status: response.status, body: (await response.json()) as any };
+    };
+
+    it('POST /v1/owner-sessions:list and :revoke take the owner in the body', async () => {
+      const owner = 'rider-http';
+      const created = await post(
+        '/v1/sessions',
+        { owner, fleetListRequest: 'cXVvdGU=', attributes: { seat: 'MTJB' } },
+        bearer(WRITER),
       );
-      for (const body of [{}, { owner: '' }, { owner: 'a\nb' }, { owner: 7 }]) {
-        const invalid = await post(path, body, bearer(ADMIN));
-        assert.equal(invalid.status, 400, JSON.stringify(body));
-        assert.match(invalid.body.message, /^owner: /);
+      assert.equal(created.status, 200);
+      assert.match(created.body.sessionKey, OWNED_KEY);
+
+      const listed = await post('/v1/owner-sessions:list', { owner }, bearer(ADMIN));
+      assert.equal(listed.status, 200);
+      assert.deepEqual(listed.body.sessions, [
+        {
+          handle: sessionHandle(created.body.sessionKey),
+          createdAtUnixMs: listed.body.sessions[0].createdAtUnixMs,
+          expiresAtUnixMs: created.body.expiresAtUnixMs,
+          version: '1',
+          ttlSeconds: '900',
+          sizeBytes: String('quote'.length + 'seat'.length + '12A'.length),
+          fleetListRequest: '',
+          fleetListResponse: '',
+          attributes: {},
+        },
+      ]);
+      const full = await post(
+        '/v1/owner-sessions:list',
+        { owner, include_content: true },
+        bearer(ADMIN),
+      );
+      assert.equal(full.body.sessions[0].fleetListRequest, 'cXVvdGU=');
+      assert.deepEqual(full.body.sessions[0].attributes, { seat: 'MTJB' });
+
+      const key = { 'idempotency-key': 'http-revoke-1' };
+      const revoked = await post(
+        '/v1/owner-sessions:revoke',
+        { owner },
+        { ...bearer(ADMIN), ...key },
+      );
+      assert.deepEqual(revoked, { status: 200, body: { revoked: '1' } });
+      const repeated = await post(
+        '/v1/owner-sessions:revoke',
+        { owner },
+        { ...bearer(ADMIN), ...key },
+      );
+      assert.deepEqual(repeated, revoked);
+      const old = await fetch(`${server.httpUrl}/v1/sessions/${created.body.sessionKey}`, {
+        headers: bearer(WRITER),
+      });
+      assert.equal(old.status, 404);
+      assert.deepEqual((await post('/v1/owner-sessions:list', { owner }, bearer(ADMIN))).body, {
+        sessions: [],
+      });
+    });
+
+    it('refusals: 403 below admin, 400 naming owner, 405 for another verb, 404 for another action', async () => {
+      for (const path of ['/v1/owner-sessions:list', '/v1/owner-sessions:revoke']) {
+        const denied = await post(path, { owner: 'r' }, bearer(WRITER));
+        assert.equal(denied.status, 403, path);
+        assert.match(
+          denied.body.message,
+          /^authorization: the token grants "write"; \w+ needs "admin"$/,
+        );
+        for (const body of [{}, { owner: '' }, { owner: 'a\nb' }, { owner: 7 }]) {
+          const invalid = await post(path, body, bearer(ADMIN));
+          assert.equal(invalid.status, 400, JSON.stringify(body));
+          assert.match(invalid.body.message, /^owner: /);
+        }
+        const unknown = await post(path, { owner: 'r', sessionKey: 'k' }, bearer(ADMIN));
+        assert.equal(unknown.status, 400);
+        assert.match(unknown.body.message, /^body: unknown field "sessionKey"/);
+        const get = await fetch(`${server.httpUrl}${path}`, { headers: bearer(ADMIN) });
+        assert.equal(get.status, 405, path);
+        assert.equal(get.headers.get('allow'), 'POST');
       }
-      const unknown = await post(path, { owner: 'r', sessionKey: 'k' }, bearer(ADMIN));
-      assert.equal(unknown.status, 400);
-      assert.match(unknown.body.message, /^body: unknown field "sessionKey"/);
-      const get = await fetch(`${server.httpUrl}${path}`, { headers: bearer(ADMIN) });
-      assert.equal(get.status, 405, path);
-      assert.equal(get.headers.get('allow'), 'POST');
-    }
-    const other = await post('/v1/owner-sessions:count', { owner: 'r' }, bearer(ADMIN));
-    assert.equal(other.status, 404);
+      const other = await post('/v1/owner-sessions:count', { owner: 'r' }, bearer(ADMIN));
+      assert.equal(other.status, 404);
+    });
   });
-});
+}
 
 for (const transport of ['lean', 'grpc-js'] as const) {
   describe(`owners through the TypeScript client, ${transport} transport`, () => {
