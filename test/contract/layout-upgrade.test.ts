@@ -6,7 +6,7 @@ import type { RedisConfig } from '../../src/store/redis/redis-config.ts';
 import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { createTokenGenerator } from '../../src/token.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
-import { redisConfig } from '../support/redis-config.ts';
+import { redisConfig, untilAnswers } from '../support/redis-config.ts';
 import { change, draft, LIMITS, uniqueKey } from '../support/store-contract.ts';
 
 /**
@@ -32,16 +32,7 @@ describe('layout upgrade: legacy sessions under the compact default', () => {
     redis = await startRedis();
     previous = new RedisStore(config('legacy'), LIMITS, createLogger('silent'));
     current = new RedisStore(config('compact'), LIMITS, createLogger('silent'));
-    for (
-      let i = 0;
-      i < 200 &&
-      !(await current.ping().then(
-        () => true,
-        () => false,
-      ));
-      i++
-    )
-      await new Promise((resolve) => setTimeout(resolve, 25));
+    await untilAnswers(current);
   });
 
   after(async () => {

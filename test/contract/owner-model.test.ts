@@ -6,9 +6,8 @@ import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import type { OwnerLimitPolicy, StoreLimits } from '../../src/store/store.ts';
 import { redisProbe } from '../support/owner-index.ts';
 import { assertOwnerIndexHolds } from '../support/owner-property.ts';
-import { waitFor } from '../support/ports.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
-import { redisConfig } from '../support/redis-config.ts';
+import { redisConfig, untilAnswers } from '../support/redis-config.ts';
 import { LIMITS } from '../support/store-contract.ts';
 
 /** Two sessions per owner: the five keys two owners share keep them at their limit. */
@@ -57,12 +56,7 @@ describe('owner index against the model, on random operation sequences: redis st
         createLogger('silent'),
       );
       try {
-        await waitFor('the store to answer', () =>
-          store.ping().then(
-            () => true,
-            () => false,
-          ),
-        );
+        await untilAnswers(store);
         const probe = redisProbe((_, args) => direct.sendCommand(args), prefix);
         await assertOwnerIndexHolds(store, ownerLimits(policy), { numRuns: 150, probe });
       } finally {

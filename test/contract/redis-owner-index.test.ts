@@ -8,9 +8,8 @@ import { compactKey, indexKey } from '../../src/store/redis/keys.ts';
 import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { createTokenGenerator } from '../../src/token.ts';
 import { ownersSharingATag } from '../support/owners.ts';
-import { waitFor } from '../support/ports.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
-import { redisConfig } from '../support/redis-config.ts';
+import { redisConfig, untilAnswers } from '../support/redis-config.ts';
 import { change, draft, LIMITS, uniqueKey } from '../support/store-contract.ts';
 
 /**
@@ -40,12 +39,7 @@ before(async () => {
   store = new RedisStore(redisConfig(redis.port, prefix), LIMITS, createLogger('silent'));
   direct = createClient({ socket: { host: '127.0.0.1', port: redis.port }, database: 5 });
   await direct.connect();
-  await waitFor('the store to answer', () =>
-    store.ping().then(
-      () => true,
-      () => false,
-    ),
-  );
+  await untilAnswers(store);
 });
 
 after(async () => {
@@ -153,12 +147,7 @@ describe('redis owner index: a session with an owner and the legacy layout', () 
       createLogger('silent'),
     );
     try {
-      await waitFor('the legacy-layout store to answer', () =>
-        legacy.ping().then(
-          () => true,
-          () => false,
-        ),
-      );
+      await untilAnswers(legacy, 'the legacy-layout store to answer');
       const [owner] = await owners();
       const key = keyOf(owner);
       const t = Date.now();

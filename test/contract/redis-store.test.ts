@@ -7,7 +7,7 @@ import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { Scripts } from '../../src/store/redis/scripts.ts';
 import { createTokenGenerator } from '../../src/token.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
-import { redisConfig } from '../support/redis-config.ts';
+import { redisConfig, untilAnswers } from '../support/redis-config.ts';
 import { change, draft, LIMITS, storeContract, uniqueKey } from '../support/store-contract.ts';
 
 let redis: TestRedis;
@@ -24,27 +24,13 @@ before(async () => {
     { ...LIMITS, atOwnerLimit: 'refuse' },
     createLogger('silent'),
   );
-  await Promise.all([waitUntilReady(store), waitUntilReady(refusing)]);
+  await Promise.all([untilAnswers(store), untilAnswers(refusing)]);
 });
 
 after(async () => {
   await Promise.all([store.close(), refusing.close()]);
   await redis.dispose();
 });
-
-async function waitUntilReady(s: RedisStore): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (
-      await s.ping().then(
-        () => true,
-        () => false,
-      )
-    )
-      return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error('redis store never became ready');
-}
 
 storeContract('redis store', () => ({ store, refusing, now: Date.now }));
 
@@ -82,7 +68,7 @@ describe('redis store layout', () => {
       createLogger('silent'),
     );
     try {
-      await waitUntilReady(whole);
+      await untilAnswers(whole);
       const stored = (key: string) =>
         redis.cli('-n', '5', 'HSTRLEN', compactKey(prefix, key), 'p0') +
         (redis.cli('-n', '5', 'HEXISTS', compactKey(prefix, key), 'p15') === '1' ? ' p15' : '');
@@ -107,7 +93,7 @@ describe('redis store layout', () => {
 
   it('survives a Redis restart: scripts are reloaded on NOSCRIPT', async () => {
     await redis.restart();
-    await waitUntilReady(store);
+    await untilAnswers(store);
     const key = uniqueKey();
     const stored = await store.put(key, draft(), Date.now());
     assert.equal(stored.version, 1);
@@ -272,7 +258,7 @@ describe('redis store with min-replicas-to-write', () => {
       createLogger('silent'),
     );
     try {
-      await waitUntilReady(guarded);
+      await untilAnswers(guarded);
       await assert.rejects(guarded.put(uniqueKey(), draft(), Date.now()), (error: unknown) => {
         assert.ok(error instanceof SessionError);
         assert.equal(error.code, ErrorCode.StoreUnavailable);

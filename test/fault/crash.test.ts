@@ -6,7 +6,7 @@ import { type RawClient, rawClient } from '../support/grpc.ts';
 import { freePort, waitFor } from '../support/ports.ts';
 import { spawnService } from '../support/process.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
-import { redisConfig } from '../support/redis-config.ts';
+import { redisConfig, untilAnswers } from '../support/redis-config.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 import { LIMITS } from '../support/store-contract.ts';
 
@@ -91,7 +91,7 @@ describe('crash durability: Redis killed with SIGKILL under load', () => {
     await new Promise((resolve) => setTimeout(resolve, KILL_INTERVAL_MS));
     running = false;
     await Promise.all(writers);
-    await waitFor('Redis answers', () => checker.ping().then(() => true));
+    await untilAnswers(checker, 'Redis answers');
 
     const counts = { ok: 0, failed: 0, lost: 0, failedButApplied: 0 };
     for (const operation of history) {

@@ -10,7 +10,7 @@ import { FaultProxy, sleep } from '../support/faults.ts';
 import { type RawClient, rawClient } from '../support/grpc.ts';
 import { waitFor } from '../support/ports.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
-import { redisConfig } from '../support/redis-config.ts';
+import { redisConfig, untilAnswers } from '../support/redis-config.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 import { draft, LIMITS, uniqueKey } from '../support/store-contract.ts';
 import { WriteLog } from '../support/write-log.ts';
@@ -39,19 +39,13 @@ after(async () => {
   await redis.dispose();
 });
 
-const answers = (store: RedisStore) =>
-  store.ping().then(
-    () => true,
-    () => false,
-  );
-
 async function openStore(): Promise<RedisStore> {
   const store = new RedisStore(
     { ...redisConfig(proxy.port, prefix), commandTimeoutMs: TIMEOUT_MS },
     LIMITS,
     createLogger('silent'),
   );
-  await waitFor('the store', () => answers(store));
+  await untilAnswers(store, 'the store');
   return store;
 }
 
@@ -147,7 +141,7 @@ describe('the fence: no write applies after its caller was told it failed', () =
       const fenceAt = sentAt + (TIMEOUT_MS * 3) / 4;
       assert.ok(outcome.at >= fenceAt, `failed ${fenceAt - outcome.at} ms before its fence closed`);
       assert.ok(outcome.at < sentAt + TIMEOUT_MS, 'failed as lost, not as timed out');
-      await waitFor('the store to reconnect', () => answers(store));
+      await untilAnswers(store, 'the store to reconnect');
       assert.equal(await store.get(key, Date.now(), false), null);
     } finally {
       await store.close();

@@ -6,9 +6,8 @@ import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import type { OwnerLimitPolicy, StoreLimits } from '../../src/store/store.ts';
 import { redisProbe } from '../support/owner-index.ts';
 import { raceOwner } from '../support/owner-race.ts';
-import { waitFor } from '../support/ports.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
-import { redisConfig } from '../support/redis-config.ts';
+import { redisConfig, untilAnswers } from '../support/redis-config.ts';
 import { LIMITS } from '../support/store-contract.ts';
 
 /**
@@ -74,14 +73,7 @@ describe('owner races: redis, one connection per writer', () => {
             new RedisStore(redisConfig(redis.port, prefix), limits(policy), createLogger('silent')),
         );
         try {
-          for (const store of stores) {
-            await waitFor('the store to answer', () =>
-              store.ping().then(
-                () => true,
-                () => false,
-              ),
-            );
-          }
+          for (const store of stores) await untilAnswers(store);
           const probe = redisProbe((_, args) => direct.sendCommand(args), prefix);
           const figures = await raceOwner({
             stores,

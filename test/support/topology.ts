@@ -8,7 +8,7 @@ import { RedisStore } from '../../src/store/redis/redis-store.ts';
 import { ACL_PASSWORD, ACL_USER, createAclUser } from './acl.ts';
 import { freePort, waitFor } from './ports.ts';
 import { answersPing, startRedis, type TestRedis } from './redis.ts';
-import { redisConfig } from './redis-config.ts';
+import { redisConfig, untilAnswers } from './redis-config.ts';
 import { LIMITS } from './store-contract.ts';
 
 /**
@@ -264,16 +264,10 @@ export function topologyConfig(
   };
 }
 
-const answers = (store: RedisStore) =>
-  store.ping().then(
-    () => true,
-    () => false,
-  );
-
 /** A store on `config`, once it answers. */
 export async function openStore(config: RedisConfig, limits = LIMITS): Promise<RedisStore> {
   const store = new RedisStore(config, limits, createLogger('silent'));
-  await waitFor(`the ${config.topology.kind} store to answer`, () => answers(store));
+  await untilAnswers(store, `the ${config.topology.kind} store to answer`);
   return store;
 }
 

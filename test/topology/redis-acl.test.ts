@@ -16,9 +16,8 @@ import {
   SETINFO_COMMANDS,
 } from '../support/acl.ts';
 import { rawClient } from '../support/grpc.ts';
-import { waitFor } from '../support/ports.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
-import { redisConfig } from '../support/redis-config.ts';
+import { redisConfig, untilAnswers } from '../support/redis-config.ts';
 import { startServer } from '../support/server.ts';
 import { draft, LIMITS, storeContract, uniqueKey } from '../support/store-contract.ts';
 
@@ -40,17 +39,11 @@ const aclConfig = (keyPrefix: string) => ({
   password: ACL_PASSWORD,
 });
 
-const answers = (s: RedisStore) =>
-  s.ping().then(
-    () => true,
-    () => false,
-  );
-
 before(async () => {
   redis = await startRedis();
   createAclUser(redis.cli, prefix);
   store = new RedisStore(aclConfig(prefix), LIMITS, createLogger('silent'));
-  await waitFor('the store to answer as the ACL user', () => answers(store));
+  await untilAnswers(store, 'the store to answer as the ACL user');
 });
 
 after(async () => {
@@ -129,7 +122,7 @@ describe('the documented Redis ACL', () => {
   it('a store whose prefix lies outside the key pattern is refused', async () => {
     const outside = new RedisStore(aclConfig('other:'), LIMITS, createLogger('silent'));
     try {
-      await waitFor('the outside store to connect', () => answers(outside));
+      await untilAnswers(outside, 'the outside store to connect');
       await assert.rejects(outside.put(uniqueKey(), draft(), Date.now()), (error: unknown) => {
         assert.ok(error instanceof SessionError);
         assert.equal(error.code, ErrorCode.Internal);
