@@ -48,7 +48,11 @@ export function recordKey(prefix: string, target: string, claimId: string): stri
   return `${prefix}i:{${hashedPart(target)}}:${claimId}`;
 }
 
-/** The part of a key that Cluster hashes (cluster-spec "hash tags"). */
+/**
+ * The part of a key that Cluster hashes (cluster-spec "hash tags"): all of
+ * it, or what lies between the first `{` and the next `}` when that is not
+ * empty.
+ */
 function hashedPart(key: string): string {
   const open = key.indexOf('{');
   if (open < 0) return key;
@@ -108,9 +112,9 @@ const CRC16_TABLE = (() => {
   return table;
 })();
 
-function crc16(bytes: Buffer, start: number, end: number): number {
+function crc16(bytes: Buffer): number {
   let crc = 0;
-  for (let i = start; i < end; i++)
+  for (let i = 0; i < bytes.length; i++)
     crc =
       ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ (bytes[i] as number)) & 0xff] as number);
   return crc;
@@ -118,24 +122,9 @@ function crc16(bytes: Buffer, start: number, end: number): number {
 
 const CLUSTER_SLOTS = 16384;
 
-/**
- * The Redis Cluster hash slot of a key (cluster-spec "Keys distribution
- * model"): CRC16 of the key mod 16384, or of the part between the first `{`
- * and the next `}` when that part is not empty (a hash tag).
- */
+/** The Redis Cluster hash slot of a key (cluster-spec "Keys distribution model"). */
 export function keySlot(key: string): number {
-  const bytes = Buffer.from(key);
-  let start = 0;
-  let end = bytes.length;
-  const open = bytes.indexOf(0x7b);
-  if (open >= 0) {
-    const close = bytes.indexOf(0x7d, open + 1);
-    if (close > open + 1) {
-      start = open + 1;
-      end = close;
-    }
-  }
-  return crc16(bytes, start, end) % CLUSTER_SLOTS;
+  return crc16(Buffer.from(hashedPart(key))) % CLUSTER_SLOTS;
 }
 
 /** Candidates tried between yields to the event loop (about a millisecond of work). */
